@@ -1,0 +1,33 @@
+"""What every stage entry point shares: logging set-up and one-line errors."""
+
+from __future__ import annotations
+
+import logging
+import os
+import sys
+from typing import Callable, Sequence
+
+from dcgan.errors import UserError
+
+log = logging.getLogger("dcgan")
+
+
+def quiet_tensorflow() -> None:
+    """Silences TensorFlow's C++ start-up chatter; must run before TensorFlow is imported."""
+    os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
+
+
+def run(main: Callable[[Sequence[str] | None], None], argv: Sequence[str] | None = None) -> int:
+    """Runs a stage's `main`, turning a UserError into one line on stderr and exit code 1."""
+    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(name)s: %(message)s",
+                        datefmt="%H:%M:%S")
+    try:
+        main(argv)
+    except UserError as error:
+        print(f"error: {error}", file=sys.stderr)
+        return 1
+    except KeyboardInterrupt:
+        print("error: interrupted; outputs written so far are complete, the rest are not "
+              "written", file=sys.stderr)
+        return 130
+    return 0
