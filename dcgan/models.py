@@ -1,0 +1,149 @@
+"""The generator and discriminator networks, one builder per `model.preset`."""
+
+from __future__ import annotations
+
+import keras
+from keras import layers, ops
+
+from dcgan.params import ModelParams
+
+IMAGE_SIZE = 32
+CHANNELS = 3
+
+
+@keras.saving.register_keras_serializable(package="dcgan")
+class SpectralConv2D(layers.Conv2D):
+    """Conv2D whose kernel is divided by its largest singular value (Miyato et al. 2018).
+
+    Unlike keras.layers.SpectralNormalization, which overwrites the kernel with its normalised
+    value, the division stays inside the graph, so gradients flow through the normalisation as
+    in the paper. One power iteration per training call refines the singular vector estimate.
+    """
+
+    def build(self, input_shape):
+        super().build(input_shape)
+        self.vector_u = self.add_weight(
+            shape=(1, self.filters), initializer=keras.initializers.RandomNormal(),
+            trainable=False, name="vector_u")
+
+    def normalized_kernel(self, training):
+        return _spectral_normalize(self.kernel, self.vector_u, training)
+
+    def call(self, inputs, training=False):
+        outputs = self.convolution_op(inputs, self.normalized_kernel(training))
+        if self.use_bias:
+            outputs = outputs + self.bias
+        return self.activation(outputs) if self.activation is not None else outputs
+
+
+@keras.saving.register_keras_serializable(package="dcgan")
+class SpectralDense(layers.Dense):
+    """Dense layer with a spectrally normalised kernel; see SpectralConv2D."""
+
+    def build(self, input_shape):
+        super().build(input_shape)
+        self.vector_u = self.add_weight(
+            shape=(1, self.units), initializer=keras.initializers.RandomNormal(),
+            trainable=False, name="vector_u")
+
+    def call(self, inputs, training=False):
+        outputs = ops.matmul(inputs, _spectral_normalize(self.kernel, self.vector_u, training))
+        if self.use_bias:
+            outputs = outputs + self.bias
+        return self.activation(outputs) if self.activation is not None else outputs
+
+
+def _spectral_normalize(kernel, vector_u, training):
+    matrix = ops.reshape(kernel, (-1, kernel.shape[-1]))
+    u = ops.stop_gradient(ops.convert_to_tensor(vector_u))
+    v = _l2_normalize(ops.matmul(u, ops.transpose(ops.stop_gradient(matrix))))
+    u = _l2_normalize(ops.matmul(v, ops.stop_gradient(matrix)))
+    if training:
+        vector_u.assign(u)
+    sigma = ops.sum(ops.matmul(v, matrix) * u)
+    return kernel / sigma
+
+
+def _l2_normalize(x):
+    return x / ops.sqrt(ops.sum(ops.square(x)) + 1e-12)
+
+
+def build_generator(params: ModelParams) -> keras.Model:
+    """Builds the generator for `params.preset`: latent vectors in, tanh images out."""
+    if params.preset == "chollet":
+        return _chollet_generator(params.latent_dim, params.width)
+    return _compact_generator(params.latent_dim, params.width)
+
+
+def build_discriminator(params: ModelParams) -> keras.Model:
+    """Builds the discriminator for `params.preset`: images in, one logit per image out."""
+    if params.preset == "chollet":
+        return _chollet_discriminator(params.width, params.dropout)
+    return _compact_discriminator(params.width, params.dropout, params.spectral_norm)
+
+
+def _chollet_generator(latent_dim: int, width: int) -> keras.Model:
+    # Deep Learning with Python, listing 8.29, with width 128. LeakyReLU keeps Keras's default
+    # slope of 0.3, as in the book.
+    latent = keras.Input(shape=(latent_dim,), name="latent")
+    x = layers.Dense(width * 16 * 16)(latent)
+    x = layers.LeakyReLU()(x)
+    x = layers.Reshape((16, 16, width))(x)
+    x = layers.Conv2D(2 * width, 5, padding="same")(x)
+    x = layers.LeakyReLU()(x)
+    x = layers.Conv2DTranspose(2 * width, 4, strides=2, padding="same")(x)
+    x = layers.LeakyReLU()(x)
+    x = layers.Conv2D(2 * width, 5, padding="same")(x)
+    x = layers.LeakyReLU()(x)
+    x = layers.Conv2D(2 * width, 5, padding="same")(x)
+    x = layers.LeakyReLU()(x)
+    image = layers.Conv2D(CHANNELS, 7, padding="same", activation="tanh", dtype="float32")(x)
+    return keras.Model(latent, image, name="generator")
+
+
+def _chollet_discriminator(width: int, dropout: float) -> keras.Model:
+    # Listing 8.30. The book ends in a sigmoid; here the sigmoid lives in the loss
+    # (from_logits), which is the same function computed without saturating.
+    image = keras.Input(shape=(IMAGE_SIZE, IMAGE_SIZE, CHANNELS), name="image")
+    x = layers.Conv2D(width, 3)(image)
+    x = layers.LeakyReLU()(x)
+    for _ in range(3):
+        x = layers.Conv2D(width, 4, strides=2)(x)
+        x = layers.LeakyReLU()(x)
+    x = layers.Flatten()(x)
+    x = layers.Dropout(dropout)(x)
+    logit = layers.Dense(1, dtype="float32")(x)
+    return keras.Model(image, logit, name="discriminator")
+
+
+def _compact_generator(latent_dim: int, width: int) -> keras.Model:
+    # The DCGAN generator of Radford et al. 2016 at 32x32: 4x4 -> 8x8 -> 16x16 -> 32x32, each
+    # upsampling halving the channels, batch normalisation and ReLU between.
+    latent = keras.Input(shape=(latent_dim,), name="latent")
+    x = layers.Dense(4 * 4 * 8 * width, use_bias=False)(latent)
+    x = layers.Reshape((4, 4, 8 * width))(x)
+    x = layers.BatchNormalization(synchronized=True)(x)
+    x = layers.ReLU()(x)
+    for multiplier in (4, 2, 1):
+        x = layers.Conv2DTranspose(multiplier * width, 4, strides=2, padding="same",
+                                   use_bias=False)(x)
+        x = layers.BatchNormalization(synchronized=True)(x)
+        x = layers.ReLU()(x)
+    image = layers.Conv2D(CHANNELS, 3, padding="same", activation="tanh", dtype="float32")(x)
+    return keras.Model(latent, image, name="generator")
+
+
+def _compact_discriminator(width: int, dropout: float, spectral_norm: bool) -> keras.Model:
+    conv = SpectralConv2D if spectral_norm else layers.Conv2D
+    dense = SpectralDense if spectral_norm else layers.Dense
+    image = keras.Input(shape=(IMAGE_SIZE, IMAGE_SIZE, CHANNELS), name="image")
+    x = conv(width, 3, padding="same")(image)
+    x = layers.LeakyReLU(0.2)(x)
+    for multiplier in (2, 4, 8):
+        x = conv(multiplier * width, 4, strides=2, padding="same")(x)
+        x = layers.LeakyReLU(0.2)(x)
+    x = layers.Flatten()(x)
+    if dropout > 0:
+        x = layers.Dropout(dropout)(x)
+    logit = dense(1, dtype="float32")(x)
+    return keras.Model(image, logit, name="discriminator")

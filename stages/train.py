@@ -1,0 +1,36 @@
+"""DVC stage `train`: trains the GAN on the prepared images, resuming from its checkpoint."""
+
+from __future__ import annotations
+
+import argparse
+import sys
+
+from dcgan.cli import quiet_tensorflow, run
+
+
+def main(argv=None) -> None:
+    parser = argparse.ArgumentParser(description=__doc__)
+    parser.add_argument("--params", default="params.yaml")
+    parser.add_argument("--data", default="data/prepared/train.npz")
+    parser.add_argument("--checkpoints", default="checkpoints")
+    parser.add_argument("--out", default="models")
+    parser.add_argument("--stop-after", type=int, default=None,
+                        help="stop after this step as if interrupted (the checkpoint stays)")
+    args = parser.parse_args(argv)
+
+    from dcgan import artifacts
+    from dcgan.params import load_recipe
+    from dcgan.training import fingerprint_of, save_outputs, train
+
+    model, train_params = load_recipe(args.params)
+    images = artifacts.load_images(args.data)
+    fingerprint = fingerprint_of(model, train_params, artifacts.file_digest(args.data))
+    result = train(images, model, train_params, args.checkpoints, fingerprint,
+                   stop_after=args.stop_after)
+    if args.stop_after is None or args.stop_after >= train_params.iterations:
+        save_outputs(result, args.out)
+
+
+if __name__ == "__main__":
+    quiet_tensorflow()
+    sys.exit(run(main))

@@ -1,0 +1,216 @@
+"""The train stage: the book's networks, the compiled step, checkpoints and resume."""
+
+import csv
+import json
+import os
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import numpy as np
+import pytest
+import tensorflow as tf
+
+from dcgan import training
+from dcgan.artifacts import save_npz
+from dcgan.errors import ParamsError, TrainingError
+from dcgan.models import build_discriminator, build_generator
+from dcgan.params import parse_section, resolve_preset
+from tiny import tiny_params, write_params
+
+REPO = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(REPO / "stages"))
+import train as train_stage  # noqa: E402
+
+from dcgan.cli import run  # noqa: E402
+
+
+def recipe(**overrides):
+    params = tiny_params(**overrides)
+    return resolve_preset(parse_section("model", params["model"]),
+                          parse_section("train", params["train"]))
+
+
+def random_images(count=64, seed=0):
+    return np.random.default_rng(seed).integers(0, 256, (count, 32, 32, 3), dtype=np.uint8)
+
+
+def weights(model):
+    return [v.numpy() for v in model.trainable_variables]
+
+
+def same(first, second):
+    return all(np.array_equal(a, b) for a, b in zip(first, second))
+
+
+def test_books_networks_have_the_books_parameter_counts():
+    model, _ = recipe(model__latent_dim=32, model__width=128)
+    generator, discriminator = build_generator(model), build_discriminator(model)
+    assert generator.count_params() == 6_264_579
+    assert discriminator.count_params() == 790_913
+
+
+@pytest.mark.parametrize("preset", ["chollet", "compact"])
+def test_network_shapes(preset):
+    model, _ = recipe(model__preset=preset)
+    generator, discriminator = build_generator(model), build_discriminator(model)
+    images = generator(np.zeros((3, 8), np.float32))
+    assert images.shape == (3, 32, 32, 3)
+    assert np.all(np.abs(np.asarray(images)) <= 1.0)
+    assert discriminator(images).shape == (3, 1)
+
+
+@pytest.mark.parametrize("preset", ["chollet", "compact"])
+def test_each_step_moves_only_its_own_network(preset):
+    model, train = recipe(model__preset=preset)
+    gan = training.GAN(model, train, training.resolve_engine(train))
+    batch = next(iter(training.make_dataset(random_images(), train, model.latent_dim, 0)))
+    generator_before, discriminator_before = weights(gan.generator), weights(gan.discriminator)
+
+    metrics = gan.discriminator_step(batch)
+    assert np.isfinite(float(metrics["d_loss"]))
+    assert same(weights(gan.generator), generator_before)
+    assert not same(weights(gan.discriminator), discriminator_before)
+
+    discriminator_after = weights(gan.discriminator)
+    metrics = gan.generator_step(batch)
+    assert np.isfinite(float(metrics["g_loss"]))
+    assert same(weights(gan.discriminator), discriminator_after)
+    assert not same(weights(gan.generator), generator_before)
+
+
+def test_books_data_order_is_sequential_and_shuffled_order_is_a_permutation():
+    images = np.arange(24, dtype=np.uint8).reshape(24, 1, 1, 1) * np.ones((1, 32, 32, 3),
+                                                                          np.uint8)
+    model, train = recipe(train__batch_size=8, train__iterations=6, train__pixel_range="unit")
+    first_pixels = [np.rint(np.asarray(b["real"])[:, 0, 0, 0] * 255).astype(int)
+                    for b in training.make_dataset(images, train, 8, 0)]
+    assert np.concatenate(first_pixels).tolist() == list(range(24)) * 2
+    model, train = recipe(train__batch_size=8, train__iterations=3, train__shuffle=True,
+                          train__pixel_range="unit")
+    epoch = np.concatenate([np.rint(np.asarray(b["real"])[:, 0, 0, 0] * 255).astype(int)
+                            for b in training.make_dataset(images, train, 8, 0)])
+    assert sorted(epoch.tolist()) == list(range(24)) and epoch.tolist() != list(range(24))
+
+
+@pytest.mark.parametrize("preset", ["chollet", "compact"])
+def test_six_steps_equal_three_then_resume_then_three(tmp_path, preset):
+    model, train = recipe(model__preset=preset)
+    fingerprint = training.fingerprint_of(model, train, "data")
+    images = random_images()
+    whole = training.train(images, model, train, tmp_path / "a", fingerprint)
+    training.train(images, model, train, tmp_path / "b", fingerprint, stop_after=3)
+    resumed = training.train(images, model, train, tmp_path / "b", fingerprint)
+    assert resumed.resumed_from == 3
+    assert [r["step"] for r in resumed.log_rows] == [1, 2, 3, 4, 5, 6]
+    for left, right in zip(whole.log_rows, resumed.log_rows):
+        assert (left["d_loss"], left["g_loss"]) == (right["d_loss"], right["g_loss"])
+    assert same(weights(whole.gan.sampler), weights(resumed.gan.sampler))
+    assert sorted(resumed.snapshots) == [2, 4, 6]
+    assert np.array_equal(whole.snapshots[6], resumed.snapshots[6])
+
+
+def test_checkpoint_with_other_params_is_not_resumed(tmp_path, caplog):
+    model, train = recipe()
+    images = random_images()
+    training.train(images, model, train, tmp_path, training.fingerprint_of(model, train, "d"),
+                   stop_after=3)
+    model, train = recipe(train__d_learning_rate=0.001)
+    result = training.train(images, model, train, tmp_path,
+                            training.fingerprint_of(model, train, "d"))
+    assert result.resumed_from == 0
+    assert "train.d_learning_rate was 0.0008, now 0.001" in caplog.text
+    assert "starting fresh" in caplog.text
+
+
+def test_nan_loss_stops_with_the_step_named_and_keeps_last_good_checkpoint(tmp_path,
+                                                                         monkeypatch):
+    original = training.GAN.generator_step
+
+    def poisoned(self, batch):
+        # The fifth step's loss is NaN, whatever the network does.
+        g_loss = original(self, batch)["g_loss"]
+        return {"g_loss": tf.where(self.step_counter >= 4, float("nan"), g_loss)}
+
+    monkeypatch.setattr(training.GAN, "generator_step", poisoned)
+    model, train = recipe(train__iterations=12, train__checkpoint_every=2, train__log_every=3)
+    with pytest.raises(TrainingError, match=r"NaN or infinite at step 5;"):
+        training.train(random_images(), model, train, tmp_path,
+                       training.fingerprint_of(model, train, "d"))
+    assert json.loads((tmp_path / "latest.json").read_text())["step"] == 4
+    assert [p.name for p in tmp_path.glob("ckpt-*")] == ["ckpt-00000004"]
+
+
+def run_stage(tmp_path, params, *extra):
+    data = tmp_path / "train.npz"
+    if not data.exists():
+        save_npz(data, images=random_images())
+    args = ["--params", str(write_params(tmp_path / "params.yaml", params)),
+            "--data", str(data), "--checkpoints", str(tmp_path / "checkpoints"),
+            "--out", str(tmp_path / "models"), *extra]
+    return run(train_stage.main, args)
+
+
+@pytest.mark.parametrize("overrides, message", [
+    ({"train__batch_size": 65}, "error: train.batch_size: 65 is larger than the 64 training"),
+    ({"train__iterations": 0}, "error: train.iterations: expected an integer >= 1, found 0"),
+    ({"model__preset": "big"}, "error: model.preset: expected one of 'compact', 'chollet'"),
+    ({"train__g_learning_rate": -1}, "error: train.g_learning_rate: expected a number > 0.0"),
+    ({"train__mixed_precision": "on"}, "error: train.mixed_precision: 'on' needs a GPU"),
+])
+def test_bad_params_exit_with_one_line(tmp_path, capsys, overrides, message):
+    assert run_stage(tmp_path, tiny_params(**overrides)) == 1
+    err = capsys.readouterr().err.strip()
+    assert err.startswith(message) and "\n" not in err
+    assert not (tmp_path / "models").exists()
+
+
+def test_stage_writes_models_only_when_training_completes(tmp_path):
+    params = tiny_params()
+    assert run_stage(tmp_path, params, "--stop-after", "3") == 0
+    assert not (tmp_path / "models").exists()
+    assert (tmp_path / "checkpoints" / "latest.json").exists()
+    assert run_stage(tmp_path, params) == 0
+    models = tmp_path / "models"
+    assert {p.name for p in models.iterdir()} == {
+        "generator.keras", "discriminator.keras", "train_log.csv", "snapshots", "recipe.json"}
+    rows = list(csv.DictReader((models / "train_log.csv").open()))
+    assert list(rows[0]) == list(training.LOG_COLUMNS)
+    assert [int(r["step"]) for r in rows] == [1, 2, 3, 4, 5, 6]
+    assert len(list((models / "snapshots").glob("step_*.png"))) == 3
+    recipe_json = json.loads((models / "recipe.json").read_text())
+    assert recipe_json["train"]["clipvalue"] == 1.0 and recipe_json["model"]["width"] == 4
+
+
+def test_kill_9_loses_only_the_steps_since_the_last_checkpoint(tmp_path):
+    params = tiny_params(train__iterations=400, train__checkpoint_every=20,
+                         train__snapshot_every=50, train__log_every=10)
+    whole = tmp_path / "whole"
+    whole.mkdir()
+    assert run_stage(whole, params) == 0
+
+    killed = tmp_path / "killed"
+    killed.mkdir()
+    write_params(killed / "params.yaml", params)
+    save_npz(killed / "train.npz", images=random_images())
+    command = [sys.executable, str(REPO / "stages" / "train.py"),
+               "--params", "params.yaml", "--data", "train.npz"]
+    process = subprocess.Popen(command, cwd=killed, stderr=subprocess.DEVNULL)
+    pointer = killed / "checkpoints" / "latest.json"
+    deadline = time.monotonic() + 120
+    while time.monotonic() < deadline and process.poll() is None:
+        if pointer.exists() and json.loads(pointer.read_text())["step"] >= 60:
+            break
+        time.sleep(0.05)
+    assert process.poll() is None, "training finished before it could be killed"
+    os.kill(process.pid, signal.SIGKILL)
+    process.wait()
+    assert not (killed / "models").exists()
+    assert run_stage(killed, params) == 0
+    assert (killed / "models" / "train_log.csv").read_text() != ""
+    whole_rows = list(csv.DictReader((whole / "models" / "train_log.csv").open()))
+    killed_rows = list(csv.DictReader((killed / "models" / "train_log.csv").open()))
+    assert [(r["step"], r["d_loss"], r["g_loss"]) for r in killed_rows] == [
+        (r["step"], r["d_loss"], r["g_loss"]) for r in whole_rows]
