@@ -11,8 +11,20 @@ IMAGE_SIZE = 32
 CHANNELS = 3
 
 
+class _SaveAllVariables:
+    # Conv and Dense save only their kernel and bias; the power-iteration vector must travel
+    # with them, so these layers use the generic Layer behaviour that saves every variable.
+
+    def save_own_variables(self, store):
+        layers.Layer.save_own_variables(self, store)
+
+    def load_own_variables(self, store):
+        layers.Layer.load_own_variables(self, store)
+
+
+
 @keras.saving.register_keras_serializable(package="dcgan")
-class SpectralConv2D(layers.Conv2D):
+class SpectralConv2D(_SaveAllVariables, layers.Conv2D):
     """Conv2D whose kernel is divided by its largest singular value (Miyato et al. 2018).
 
     Unlike keras.layers.SpectralNormalization, which overwrites the kernel with its normalised
@@ -37,7 +49,7 @@ class SpectralConv2D(layers.Conv2D):
 
 
 @keras.saving.register_keras_serializable(package="dcgan")
-class SpectralDense(layers.Dense):
+class SpectralDense(_SaveAllVariables, layers.Dense):
     """Dense layer with a spectrally normalised kernel; see SpectralConv2D."""
 
     def build(self, input_shape):
