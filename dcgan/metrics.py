@@ -1,0 +1,369 @@
+"""Sample-quality metrics: FID, KID, multi-scale SWD, pixel distances and Inception features."""
+
+from __future__ import annotations
+
+import logging
+from typing import TYPE_CHECKING
+
+import numpy as np
+
+from dcgan.artifacts import check_images
+from dcgan.errors import DataError
+
+if TYPE_CHECKING:
+    import keras
+
+logger = logging.getLogger(__name__)
+
+INCEPTION_SIZE = 299
+INCEPTION_FEATURES = 2048
+INCEPTION_WEIGHTS_FILE = "inception_v3_weights_tf_dim_ordering_tf_kernels_notop.h5"
+INCEPTION_WEIGHTS_URL = (
+    "https://storage.googleapis.com/tensorflow/keras-applications/inception_v3/"
+    + INCEPTION_WEIGHTS_FILE
+)
+INCEPTION_WEIGHTS_MD5 = "bcbd6486424b2319ff4ef7d526e38f63"
+
+# The 5-tap binomial filter approximates a Gaussian; Karras et al. use its 2-D outer product.
+BINOMIAL_TAPS = np.array([1, 4, 6, 4, 1], dtype=np.float32) / 16.0
+SWD_LEVELS = (32, 16)
+# Patches hold pixels scaled to [0, 1]; the epsilon only keeps flat patches from dividing by 0.
+PATCH_EPSILON = 1e-4
+PROJECTION_CHUNK = 64
+IMAGE_CHUNK = 1000
+PAIR_CHUNK = 1024
+
+
+def _check_features(features: np.ndarray, name: str, min_rows: int) -> np.ndarray:
+    features = np.asarray(features)
+    numeric = np.issubdtype(features.dtype, np.number)
+    if not numeric or features.ndim != 2 or features.shape[0] < min_rows:
+        raise DataError(
+            f"{name}: expected a numeric 2-D feature array with at least {min_rows} rows, "
+            f"found {features.dtype} {tuple(features.shape)}"
+        )
+    if not np.all(np.isfinite(features)):
+        raise DataError(f"{name}: expected finite features, found NaN or infinite values")
+    return features
+
+
+def gaussian_stats(features: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """Returns the float64 mean vector and covariance matrix (rows are samples) of `features`."""
+    features = _check_features(features, "gaussian_stats", min_rows=2).astype(np.float64)
+    return features.mean(axis=0), np.cov(features, rowvar=False)
+
+
+def frechet_distance(
+    mu1: np.ndarray, sigma1: np.ndarray, mu2: np.ndarray, sigma2: np.ndarray
+) -> float:
+    """Fréchet distance ||mu1 - mu2||^2 + Tr(s1 + s2 - 2 sqrt(s1 s2)) between two Gaussians.
+
+    Tr sqrt(s1 s2) equals Tr sqrt(sqrt(s1) s2 sqrt(s1)), whose argument is symmetric positive
+    semi-definite, so both roots come from symmetric eigendecompositions; tiny negative
+    eigenvalues from round-off are clamped to 0 instead of producing complex numbers.
+    """
+    mu1, mu2 = np.asarray(mu1, np.float64), np.asarray(mu2, np.float64)
+    sigma1, sigma2 = np.asarray(sigma1, np.float64), np.asarray(sigma2, np.float64)
+    dims = mu1.shape[0] if mu1.ndim == 1 else -1
+    if mu2.shape != (dims,) or sigma1.shape != (dims, dims) or sigma2.shape != (dims, dims):
+        raise DataError(
+            "frechet_distance: expected means of shape (d,) and covariances of shape (d, d), "
+            f"found {mu1.shape}, {sigma1.shape}, {mu2.shape}, {sigma2.shape}"
+        )
+    eigenvalues, eigenvectors = np.linalg.eigh((sigma1 + sigma1.T) / 2)
+    sqrt_sigma1 = (eigenvectors * np.sqrt(np.clip(eigenvalues, 0, None))) @ eigenvectors.T
+    middle = sqrt_sigma1 @ sigma2 @ sqrt_sigma1
+    trace_sqrt = np.sqrt(np.clip(np.linalg.eigvalsh((middle + middle.T) / 2), 0, None)).sum()
+    difference = mu1 - mu2
+    return float(difference @ difference + np.trace(sigma1) + np.trace(sigma2) - 2 * trace_sqrt)
+
+
+def fid_from_features(features1: np.ndarray, features2: np.ndarray) -> float:
+    """Fréchet Inception Distance between two feature sets (rows are samples)."""
+    return frechet_distance(*gaussian_stats(features1), *gaussian_stats(features2))
+
+
+def kernel_inception_distance(
+    features1: np.ndarray, features2: np.ndarray, *,
+    num_subsets: int = 100, subset_size: int = 1000, seed: int = 0,
+) -> tuple[float, float]:
+    """Mean and (population) standard deviation over random subsets of the unbiased MMD^2 (KID).
+
+    Uses the cubic polynomial kernel k(x, y) = (x.y / d + 1)^3 of Binkowski et al. 2018; each
+    subset draws `subset_size` rows without replacement from each set, clipped to the smaller.
+    """
+    features1 = _check_features(features1, "kernel_inception_distance features1", min_rows=2)
+    features2 = _check_features(features2, "kernel_inception_distance features2", min_rows=2)
+    if features1.shape[1] != features2.shape[1]:
+        raise DataError(
+            "kernel_inception_distance: expected feature sets of equal width, "
+            f"found {features1.shape[1]} and {features2.shape[1]}"
+        )
+    if num_subsets < 1 or subset_size < 2:
+        raise DataError(
+            "kernel_inception_distance: expected num_subsets >= 1 and subset_size >= 2, "
+            f"found {num_subsets} and {subset_size}"
+        )
+    dims = features1.shape[1]
+    size = min(subset_size, len(features1), len(features2))
+    rng = np.random.default_rng(seed)
+    estimates = np.empty(num_subsets)
+    for index in range(num_subsets):
+        x = features1[rng.choice(len(features1), size, replace=False)].astype(np.float64)
+        y = features2[rng.choice(len(features2), size, replace=False)].astype(np.float64)
+        within = (x @ x.T / dims + 1) ** 3 + (y @ y.T / dims + 1) ** 3
+        across = (y @ x.T / dims + 1) ** 3
+        # Leaving the diagonal k(x_i, x_i) out of the within-set sums makes the estimate unbiased.
+        within_mean = (within.sum() - np.trace(within)) / (size * (size - 1))
+        estimates[index] = within_mean - 2 * across.mean()
+    return float(estimates.mean()), float(estimates.std())
+
+
+def _blur(images: np.ndarray, axis: int) -> np.ndarray:
+    """Convolves float32 images (N, H, W, C) with the binomial filter along axis 1 or 2."""
+    padding = [(0, 0)] * images.ndim
+    padding[axis] = (2, 2)
+    padded = np.pad(images, padding, mode="reflect")
+    window = [slice(None)] * images.ndim
+    blurred = np.zeros(images.shape, np.float32)
+    for shift, tap in enumerate(BINOMIAL_TAPS):
+        window[axis] = slice(shift, shift + images.shape[axis])
+        blurred += tap * padded[tuple(window)]
+    return blurred
+
+
+def _downsample(images: np.ndarray) -> np.ndarray:
+    return _blur(_blur(images, 1), 2)[:, ::2, ::2]
+
+
+def _upsample(images: np.ndarray) -> np.ndarray:
+    count, height, width, channels = images.shape
+    upsampled = np.zeros((count, 2 * height, 2 * width, channels), np.float32)
+    upsampled[:, ::2, ::2] = images
+    # Zero insertion keeps a quarter of the samples, so the blur is scaled by 4 to keep brightness.
+    return 4 * _blur(_blur(upsampled, 1), 2)
+
+
+def laplacian_pyramid(images: np.ndarray, num_levels: int = len(SWD_LEVELS)) -> list[np.ndarray]:
+    """Float32 Laplacian pyramid, finest band first; the last level is the downsampled image."""
+    pyramid = [np.asarray(images, np.float32)]
+    for _ in range(num_levels - 1):
+        coarse = _downsample(pyramid[-1])
+        pyramid[-1] = pyramid[-1] - _upsample(coarse)
+        pyramid.append(coarse)
+    return pyramid
+
+
+def reconstruct_laplacian_pyramid(pyramid: list[np.ndarray]) -> np.ndarray:
+    """Inverts `laplacian_pyramid`: upsamples the coarsest level and adds back each band."""
+    images = pyramid[-1]
+    for band in pyramid[-2::-1]:
+        images = _upsample(images) + band
+    return images
+
+
+def _patch_descriptors(
+    images: np.ndarray, level: int, count: int, patch_size: int, seed: int
+) -> np.ndarray:
+    """Per-patch normalised random patches of one pyramid level, as float32 rows."""
+    resolution = images.shape[1] >> level
+    # Positions depend only on the seed and level, so the same images give the same patches.
+    rng = np.random.default_rng([seed, level, 0])
+    corners = rng.integers(0, resolution - patch_size + 1, size=(len(images), count, 2))
+    descriptors = np.empty((len(images) * count, patch_size * patch_size * 3), np.float32)
+    for start in range(0, len(images), IMAGE_CHUNK):
+        chunk = laplacian_pyramid(images[start:start + IMAGE_CHUNK] / np.float32(255))[level]
+        # A window view indexed by corner gathers whole patches, (N, count, C, size, size).
+        windows = np.lib.stride_tricks.sliding_window_view(chunk, (patch_size, patch_size), (1, 2))
+        rows, columns = corners[start:start + IMAGE_CHUNK].transpose(2, 0, 1)
+        patches = windows[np.arange(len(chunk))[:, None], rows, columns]
+        patches = patches.reshape(len(chunk) * count, -1)
+        patches -= patches.mean(axis=1, keepdims=True)
+        patches /= patches.std(axis=1, keepdims=True) + PATCH_EPSILON
+        descriptors[start * count:(start + len(chunk)) * count] = patches
+    return descriptors
+
+
+def _resample_sorted(values: np.ndarray, length: int) -> np.ndarray:
+    """Interpolates sorted rows (P, n) linearly at the `length` quantiles (j + 0.5) / length."""
+    size = values.shape[1]
+    if size == length:
+        return values
+    position = np.clip((np.arange(length) + 0.5) * size / length - 0.5, 0, size - 1)
+    lower = np.floor(position).astype(np.int64)
+    upper = np.minimum(lower + 1, size - 1)
+    weight = (position - lower).astype(np.float32)
+    return values[:, lower] * (1 - weight) + values[:, upper] * weight
+
+
+def _sliced_wasserstein(
+    descriptors_a: np.ndarray, descriptors_b: np.ndarray, num_projections: int,
+    rng: np.random.Generator,
+) -> float:
+    directions = rng.standard_normal((num_projections, descriptors_a.shape[1]))
+    directions = (directions / np.linalg.norm(directions, axis=1, keepdims=True)).astype(np.float32)
+    length = min(len(descriptors_a), len(descriptors_b))
+    total = 0.0
+    # Chunks of projections bound memory to (chunk, N) floats per set instead of (512, N).
+    for start in range(0, num_projections, PROJECTION_CHUNK):
+        chunk = directions[start:start + PROJECTION_CHUNK]
+        projected_a, projected_b = chunk @ descriptors_a.T, chunk @ descriptors_b.T
+        projected_a.sort(axis=1)
+        projected_b.sort(axis=1)
+        gaps = _resample_sorted(projected_a, length) - _resample_sorted(projected_b, length)
+        total += float(np.abs(gaps, dtype=np.float64).sum())
+    return total / (length * num_projections)
+
+
+def sliced_wasserstein_distance(
+    images_a: np.ndarray, images_b: np.ndarray, *, patches_per_image: int = 64,
+    num_projections: int = 512, patch_size: int = 7, seed: int = 0,
+) -> dict[int, float]:
+    """Multi-scale sliced Wasserstein distance (Karras et al. 2018), times 1e3, per pyramid level.
+
+    Takes `patches_per_image` random patch_size x patch_size x 3 patches per image from the
+    32 band and the 16 low-pass level of a Laplacian pyramid (pixels in [0, 1]), normalises
+    each patch by its own mean and std as TF-GAN does, projects both sets on the same random
+    unit directions and averages the gaps between sorted projections (matched quantiles when
+    the sets differ in size). Values are multiplied by 1e3, the scale Karras et al. report.
+    Returns {32: swd, 16: swd}.
+    """
+    check_images(images_a, "sliced_wasserstein_distance images_a")
+    check_images(images_b, "sliced_wasserstein_distance images_b")
+    largest_patch = min(SWD_LEVELS)
+    if (patches_per_image < 1 or num_projections < 1 or seed < 0
+            or not 1 <= patch_size <= largest_patch):
+        raise DataError(
+            "sliced_wasserstein_distance: expected patches_per_image >= 1, num_projections >= 1, "
+            f"1 <= patch_size <= {largest_patch} and seed >= 0, found {patches_per_image}, "
+            f"{num_projections}, {patch_size} and {seed}"
+        )
+    if len(images_a) == 0 or len(images_b) == 0:
+        raise DataError(
+            "sliced_wasserstein_distance: expected at least 1 image per set, "
+            f"found {len(images_a)} and {len(images_b)}"
+        )
+    distances = {}
+    for level, resolution in enumerate(SWD_LEVELS):
+        descriptors_a = _patch_descriptors(images_a, level, patches_per_image, patch_size, seed)
+        descriptors_b = _patch_descriptors(images_b, level, patches_per_image, patch_size, seed)
+        rng = np.random.default_rng([seed, level, 1])
+        distances[resolution] = 1e3 * _sliced_wasserstein(
+            descriptors_a, descriptors_b, num_projections, rng
+        )
+        logger.debug("SWD at %d: %.3f", resolution, distances[resolution])
+    return distances
+
+
+def _flatten_pixels(images: np.ndarray) -> np.ndarray:
+    return images.reshape(len(images), -1).astype(np.float32) / np.float32(255)
+
+
+def _rms(gaps: np.ndarray) -> np.ndarray:
+    return np.sqrt(np.mean(np.square(gaps, dtype=np.float64), axis=1))
+
+
+def nearest_neighbour_distances(
+    queries: np.ndarray, references: np.ndarray, *, batch_size: int = 256
+) -> tuple[np.ndarray, np.ndarray]:
+    """Per-pixel RMS distance (pixels in [0, 1]) from each query to its nearest reference.
+
+    Returns the float64 distances and the int64 indices of those nearest references.
+    """
+    check_images(queries, "nearest_neighbour_distances queries")
+    check_images(references, "nearest_neighbour_distances references")
+    if len(references) == 0 or batch_size < 1:
+        raise DataError(
+            "nearest_neighbour_distances: expected at least 1 reference and batch_size >= 1, "
+            f"found {len(references)} and {batch_size}"
+        )
+    flat_references = _flatten_pixels(references)
+    reference_norms = np.einsum("ij,ij->i", flat_references, flat_references)
+    distances = np.empty(len(queries), np.float64)
+    indices = np.empty(len(queries), np.int64)
+    for start in range(0, len(queries), batch_size):
+        batch = _flatten_pixels(queries[start:start + batch_size])
+        # A query's own norm is the same for every reference, so the argmin can leave it out.
+        nearest = np.argmin(reference_norms[None, :] - 2 * batch @ flat_references.T, axis=1)
+        # The expanded form loses precision in float32, so the chosen distance is recomputed.
+        distances[start:start + len(batch)] = _rms(batch - flat_references[nearest])
+        indices[start:start + len(batch)] = nearest
+    return distances, indices
+
+
+def mean_pairwise_distance(images: np.ndarray, *, max_pairs: int = 20000, seed: int = 0) -> float:
+    """Mean per-pixel RMS distance (pixels in [0, 1]) between distinct images.
+
+    Uses every pair when there are at most `max_pairs`, otherwise `max_pairs` random pairs.
+    """
+    check_images(images, "mean_pairwise_distance")
+    if len(images) < 2 or max_pairs < 1:
+        raise DataError(
+            "mean_pairwise_distance: expected at least 2 images and max_pairs >= 1, "
+            f"found {len(images)} and {max_pairs}"
+        )
+    count = len(images)
+    if count * (count - 1) // 2 <= max_pairs:
+        first, second = np.triu_indices(count, k=1)
+    else:
+        rng = np.random.default_rng(seed)
+        first = rng.integers(0, count, max_pairs)
+        # An offset in [1, count) picks a different second image, uniformly over the others.
+        second = (first + rng.integers(1, count, max_pairs)) % count
+    total = 0.0
+    for start in range(0, len(first), PAIR_CHUNK):
+        pairs = slice(start, start + PAIR_CHUNK)
+        gaps = _flatten_pixels(images[first[pairs]]) - _flatten_pixels(images[second[pairs]])
+        total += float(_rms(gaps).sum())
+    return total / len(first)
+
+
+def load_inception(weights: str | None = "imagenet") -> keras.Model:
+    """InceptionV3 without its classifier, average-pooled to 2048 features, for 299x299 input."""
+    import keras
+
+    return keras.applications.InceptionV3(
+        include_top=False, pooling="avg", weights=weights,
+        input_shape=(INCEPTION_SIZE, INCEPTION_SIZE, 3),
+    )
+
+
+def inception_features(
+    images: np.ndarray, model: keras.Model, *, batch_size: int = 50
+) -> np.ndarray:
+    """Float64 (N, 2048) Inception pool features of uint8 images resized bilinearly to 299."""
+    import keras
+    import tensorflow as tf
+
+    check_images(images, "inception_features")
+    if batch_size < 1:
+        raise DataError(f"inception_features: expected batch_size >= 1, found {batch_size}")
+    features = np.empty((len(images), INCEPTION_FEATURES), np.float64)
+    for start in range(0, len(images), batch_size):
+        batch = tf.cast(images[start:start + batch_size], tf.float32)
+        batch = tf.image.resize(batch, (INCEPTION_SIZE, INCEPTION_SIZE), method="bilinear")
+        batch = keras.applications.inception_v3.preprocess_input(batch)
+        output = np.asarray(model(batch, training=False))
+        if output.shape != (len(batch), INCEPTION_FEATURES):
+            raise DataError(
+                f"inception_features: expected model output of shape ({len(batch)}, "
+                f"{INCEPTION_FEATURES}), found {output.shape}"
+            )
+        features[start:start + len(batch)] = output
+    return features
+
+
+def inception_available() -> tuple[bool, str]:
+    """Whether the ImageNet InceptionV3 weights are cached or downloadable, and why (one line)."""
+    import keras
+
+    try:
+        path = keras.utils.get_file(
+            INCEPTION_WEIGHTS_FILE, INCEPTION_WEIGHTS_URL,
+            cache_subdir="models", file_hash=INCEPTION_WEIGHTS_MD5,
+        )
+    except Exception as error:  # Offline fetches fail many ways (DNS, proxy, HTTP): all mean no.
+        message = " ".join(str(error).split())[:200]
+        reason = f"{type(error).__name__}: {message}"
+        return False, f"InceptionV3 ImageNet weights unavailable ({reason})"
+    return True, f"InceptionV3 ImageNet weights cached at {path}"
