@@ -128,15 +128,20 @@ class CheckpointStore:
 
     def snapshots(self, up_to: int) -> dict[int, np.ndarray]:
         """Reads the snapshots up to step `up_to`, removing later ones a crash left behind."""
-        found = {}
-        for path in sorted(self.snapshot_dir.glob("step_*.png")):
-            match = SNAPSHOT_PATTERN.fullmatch(path.name)
-            if not match:
-                continue
-            step = int(match.group(1))
-            if step > up_to:
-                path.unlink()
-                continue
-            strip = np.asarray(Image.open(path).convert("RGB"))
-            found[step] = np.stack(np.split(strip, strip.shape[1] // strip.shape[0], axis=1))
+        found = read_snapshots(self.snapshot_dir)
+        for step in [step for step in found if step > up_to]:
+            (self.snapshot_dir / f"step_{step:08d}.png").unlink()
+            del found[step]
         return found
+
+
+def read_snapshots(directory: str | Path) -> dict[int, np.ndarray]:
+    """Maps each snapshot's step to its images, (latents, 32, 32, 3) uint8."""
+    found = {}
+    for path in sorted(Path(directory).glob("step_*.png")):
+        match = SNAPSHOT_PATTERN.fullmatch(path.name)
+        if match:
+            strip = np.asarray(Image.open(path).convert("RGB"))
+            found[int(match.group(1))] = np.stack(
+                np.split(strip, strip.shape[1] // strip.shape[0], axis=1))
+    return found

@@ -231,7 +231,11 @@ class GAN:
             (self.first_bad_step < 0) & tf.logical_not(finite), self.step_counter,
             self.first_bad_step))
         if self.ema_generator is not None:
-            decay = self.train_params.ema
+            # The average starts by following the generator closely and slows to the set
+            # decay, so that early snapshots and short runs are not dominated by the random
+            # initial weights (the warm-up of tf.train.ExponentialMovingAverage).
+            steps = tf.cast(self.step_counter, tf.float32)
+            decay = tf.minimum(self.train_params.ema, (1.0 + steps) / (10.0 + steps))
             for average, weight in zip(self.ema_generator.variables,
                                        self.generator.variables):
                 if weight.trainable:

@@ -1,0 +1,130 @@
+"""report.md: what was run, the metrics beside their floors, the grids and the loss plot."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from dcgan import grids, metrics
+from dcgan.artifacts import write_json, write_text
+from dcgan.checkpoints import read_snapshots
+from dcgan.errors import DataError
+from dcgan.evaluation import METRICS, evaluate
+from dcgan.params import EvaluateParams
+
+RECIPE_KEYS = (
+    ("model", "preset"), ("model", "width"), ("model", "latent_dim"),
+    ("train", "iterations"), ("train", "batch_size"), ("train", "optimizer"),
+    ("train", "d_learning_rate"), ("train", "g_learning_rate"), ("train", "loss"),
+    ("train", "augment"), ("train", "ema"), ("train", "pixel_range"), ("train", "seed"),
+)
+FIGURES = (
+    ("samples.png", "Generated samples"),
+    ("real.png", "Reference images"),
+    ("progress.png", "One generator over training: rows are fixed latent vectors, columns "
+                     "snapshots"),
+    ("nearest.png", "Generated images (left of each pair) beside their nearest training image"),
+    ("losses.png", "Losses and discriminator accuracy"),
+)
+
+
+def _number(value) -> str:
+    if value is None:
+        return "n/a"
+    if isinstance(value, float):
+        return f"{value:.4g}"
+    return str(value)
+
+
+def render(recipe: dict, metrics: dict, report_dir: str | Path) -> str:
+    """Renders the report as GitHub markdown, linking only figures present in `report_dir`."""
+    report_dir = Path(report_dir)
+    lines = ["# GAN run report", "", "## What was run", "",
+             "| param | value |", "| --- | --- |"]
+    for section, key in RECIPE_KEYS:
+        lines.append(f"| {section}.{key} | {_number(recipe[section][key])} |")
+    lines += [f"| training time | {_number(metrics['train_seconds'])} s on "
+              f"{recipe['engine']['devices']} device(s) |",
+              f"| samples scored | {metrics['num_samples']} |", "",
+              "## Metrics", "",
+              "Each metric is shown beside its floor: what real data scores when the training "
+              "images are measured against the held-out reference set the same way.", "",
+              "| metric | generated | real data (floor) | better | measures |",
+              "| --- | --- | --- | --- | --- |"]
+    for key, (label, better, meaning) in METRICS.items():
+        lines.append(f"| {label} | {_number(metrics[key])} | {_number(metrics['floor'][key])} "
+                     f"| {better} | {meaning} |")
+    lines += ["", f"Inception metrics: {metrics['inception']}.", "",
+              f"Last logged losses: discriminator {_number(metrics['d_loss'])}, generator "
+              f"{_number(metrics['g_loss'])}.", ""]
+    for name, caption in FIGURES:
+        if (report_dir / name).is_file():
+            lines += [f"### {caption}", "", f"![{caption}]({name})", ""]
+    return "\n".join(lines)
+
+
+def read_train_log(path: Path):
+    """Reads the train stage's log.
+
+    Raises:
+        DataError: the log is missing, unreadable, empty or lacks a column.
+    """
+    import pandas
+
+    from dcgan.training import LOG_COLUMNS
+
+    try:
+        log = pandas.read_csv(path)
+    except FileNotFoundError:
+        raise DataError(f"{path}: train log not found; run the train stage first") from None
+    except (ValueError, pandas.errors.ParserError) as error:
+        raise DataError(f"{path}: not a readable CSV train log ({error})") from None
+    missing = [column for column in LOG_COLUMNS if column not in log.columns]
+    if missing or log.empty:
+        raise DataError(f"{path}: expected rows with columns {', '.join(LOG_COLUMNS)}, "
+                        f"found {len(log)} rows and columns {', '.join(log.columns)}")
+    return log[list(LOG_COLUMNS)]
+
+
+def _inception_model(setting: str):
+    """The Inception network, or None with the reason it is not used."""
+    if setting == "off":
+        return None, "off (evaluate.inception is off)"
+    available, reason = metrics.inception_available()
+    if not available:
+        if setting == "required":
+            raise DataError(f"evaluate.inception is 'required' but {reason}")
+        return None, f"not computed: {reason}"
+    return metrics.load_inception("imagenet"), "computed with InceptionV3 ImageNet weights"
+
+
+def write_reports(samples, train, reference, models_dir: Path, recipe: dict,
+                  params: EvaluateParams, out_dir: Path) -> dict:
+    """Computes everything first, then writes each report file atomically."""
+    log = read_train_log(models_dir / "train_log.csv")
+    snapshots = read_snapshots(models_dir / "snapshots")
+    inception_model, inception_note = _inception_model(params.inception)
+    scores = evaluate(samples, train, reference, params, inception_model)
+    last = log.iloc[-1]
+    results = {**scores["generated"], "floor": scores["floor"], "inception": inception_note,
+               "d_loss": float(last["d_loss"]), "g_loss": float(last["g_loss"]),
+               "num_samples": len(samples), "train_seconds": recipe["seconds"]}
+
+    count = params.grid_size ** 2
+    nearest_count = min(len(samples), 4 * params.grid_size)
+    _, nearest = metrics.nearest_neighbour_distances(samples[:nearest_count], train)
+    figures = {
+        "samples.png": grids.image_grid(samples[:count], params.grid_size, params.grid_size),
+        "real.png": grids.image_grid(reference[:count], params.grid_size, params.grid_size),
+        "nearest.png": grids.pairs_grid(samples[:nearest_count], train[nearest]),
+    }
+    if snapshots:
+        figures["progress.png"] = grids.progress_grid(snapshots)
+
+    out_dir.mkdir(parents=True, exist_ok=True)
+    for name, image in figures.items():
+        grids.save_png(out_dir / name, image)
+    grids.save_loss_plot(out_dir / "losses.png", log)
+    write_text(out_dir / "losses.csv", log.to_csv(index=False))
+    write_json(out_dir / "metrics.json", results)
+    write_text(out_dir / "report.md", render(recipe, results, out_dir))
+    return results

@@ -1,0 +1,135 @@
+"""The evaluate stage: grids, metrics beside their floors, a report linking what exists."""
+
+import json
+import re
+import sys
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from dcgan import grids, metrics
+from dcgan.artifacts import save_npz
+from dcgan.cli import run
+from dcgan.evaluation import METRICS, evaluate
+from dcgan.params import parse_section
+from dcgan.report import render
+from tiny import TINY, tiny_params, write_params
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "stages"))
+import evaluate as evaluate_stage  # noqa: E402
+
+LOG = ("step,d_loss,g_loss,d_real_accuracy,d_fake_accuracy,seconds\n"
+       "1,0.7,0.69,0.5,0.5,0.1\n2,0.6,0.8,0.6,0.7,0.2\n")
+
+
+def images(count, seed):
+    return np.random.default_rng(seed).integers(0, 256, (count, 32, 32, 3), dtype=np.uint8)
+
+
+@pytest.fixture
+def workspace(tmp_path):
+    """Inputs as the earlier stages leave them: prepared data, samples, a trained-model folder."""
+    save_npz(tmp_path / "prepared" / "train.npz", images=images(40, 0))
+    save_npz(tmp_path / "prepared" / "test.npz", images=images(20, 1))
+    save_npz(tmp_path / "samples.npz", images=images(30, 2))
+    models = tmp_path / "models"
+    (models / "snapshots").mkdir(parents=True)
+    (models / "train_log.csv").write_text(LOG)
+    for step in (1, 2):
+        grids.save_png(models / "snapshots" / f"step_{step:08d}.png",
+                       np.concatenate(list(images(3, step)), axis=1), scale=1)
+    recipe = {"model": {"preset": "chollet", "width": 4, "latent_dim": 8},
+              "train": {key: 1 for key in TINY["train"]} | {"pixel_range": "symmetric"},
+              "engine": {"devices": 1}, "seconds": 1.5}
+    (models / "recipe.json").write_text(json.dumps(recipe))
+    write_params(tmp_path / "params.yaml", tiny_params())
+    return tmp_path
+
+
+def run_evaluate(root, samples=None):
+    return run(evaluate_stage.main, [
+        "--params", str(root / "params.yaml"), "--samples", str(samples or root / "samples.npz"),
+        "--prepared", str(root / "prepared"), "--models", str(root / "models"),
+        "--out", str(root / "reports")])
+
+
+def test_image_grid_size_and_placement():
+    tiles = np.stack([np.full((32, 32, 3), value, np.uint8) for value in (10, 20, 30)])
+    grid = grids.image_grid(tiles, rows=2, cols=2, pad=2)
+    assert grid.shape == (2 * 34 + 2, 2 * 34 + 2, 3)
+    assert grid[2, 2, 0] == 10 and grid[2, 36, 0] == 20 and grid[36, 2, 0] == 30
+    assert grid[36, 36, 0] == 255  # the empty cell stays background
+    with pytest.raises(ValueError):
+        grids.image_grid(tiles, rows=1, cols=2)
+
+
+def test_progress_grid_rows_are_latents_and_columns_snapshots():
+    snapshots = {step: np.full((3, 32, 32, 3), step, np.uint8) for step in range(1, 16)}
+    grid = grids.progress_grid(snapshots, max_columns=5)
+    assert grid.shape == (3 * 34 + 2, 5 * 34 + 2, 3)
+    assert [grid[2, 2 + 34 * c, 0] for c in range(5)] == [1, 5, 8, 11, 15]
+
+
+def test_stage_writes_every_report_with_floors(workspace):
+    assert run_evaluate(workspace) == 0
+    reports = workspace / "reports"
+    assert {p.name for p in reports.iterdir()} == {
+        "losses.csv", "losses.png", "samples.png", "real.png", "progress.png", "nearest.png",
+        "metrics.json", "report.md"}
+    scores = json.loads((reports / "metrics.json").read_text())
+    for key in METRICS:
+        assert key in scores and key in scores["floor"]
+    assert scores["fid"] is None and scores["inception"].startswith("off")
+    assert scores["num_samples"] == 30 and scores["g_loss"] == 0.8
+    assert scores["swd_32"] > 0 and scores["floor"]["swd_32"] > 0
+    # samples.png holds a 4x4 grid of 32-pixel images, enlarged twice.
+    from PIL import Image
+    assert Image.open(reports / "samples.png").size == (2 * (4 * 34 + 2),) * 2
+    assert (reports / "losses.csv").read_text().splitlines()[0] == LOG.splitlines()[0]
+
+
+def test_report_links_only_files_that_exist(workspace):
+    assert run_evaluate(workspace) == 0
+    reports = workspace / "reports"
+    text = (reports / "report.md").read_text()
+    links = re.findall(r"!\[[^\]]*\]\(([^)]+)\)", text)
+    assert set(links) == {"samples.png", "real.png", "progress.png", "nearest.png", "losses.png"}
+    assert all((reports / link).is_file() for link in links)
+    (reports / "progress.png").unlink()
+    recipe = json.loads((workspace / "models" / "recipe.json").read_text())
+    scores = json.loads((reports / "metrics.json").read_text())
+    assert "progress.png" not in render(recipe, scores, reports)
+
+
+@pytest.mark.parametrize("breakage, message", [
+    ("no_log", "train log not found"),
+    ("float_samples", "expected uint8 images of shape (N, 32, 32, 3), found float32"),
+    ("one_sample", "the samples holds 1 images; the metrics need at least 2"),
+    ("no_samples", "file not found"),
+])
+def test_bad_inputs_are_one_clear_line_and_write_nothing(workspace, capsys, breakage, message):
+    samples = workspace / "samples.npz"
+    if breakage == "no_log":
+        (workspace / "models" / "train_log.csv").unlink()
+    elif breakage == "float_samples":
+        save_npz(samples, images=images(30, 2).astype(np.float32))
+    elif breakage == "one_sample":
+        save_npz(samples, images=images(1, 2))
+    else:
+        samples.unlink()
+    assert run_evaluate(workspace) == 1
+    err = capsys.readouterr().err.strip()
+    assert message in err and "\n" not in err
+    assert not (workspace / "reports").exists()
+
+
+def test_inception_metrics_plumbing_with_untrained_network():
+    # An UNTRAINED InceptionV3 (random weights): only shapes and plumbing are checked here,
+    # the numbers mean nothing.
+    model = metrics.load_inception(weights=None)
+    params = parse_section("evaluate", TINY["evaluate"])
+    scores = evaluate(images(6, 0), images(8, 1), images(5, 2), params, inception_model=model)
+    for part in ("generated", "floor"):
+        assert np.isfinite(scores[part]["fid"]) and scores[part]["fid"] >= 0
+        assert np.isfinite(scores[part]["kid"])

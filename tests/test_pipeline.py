@@ -1,0 +1,82 @@
+"""End to end: `dvc repro` of the whole pipeline in a fresh git repository, on tiny params."""
+
+import json
+import os
+import shutil
+import subprocess
+import sys
+from pathlib import Path
+
+import numpy as np
+import pytest
+import yaml
+
+from cifar_archive import build_cifar_archive
+from tiny import tiny_params, write_params
+
+REPO = Path(__file__).resolve().parents[1]
+ARTIFACTS = [
+    "data/prepared/train.npz", "data/prepared/test.npz",
+    "models/generator.keras", "models/discriminator.keras", "models/train_log.csv",
+    "models/recipe.json", "data/samples/samples.npz",
+    "reports/metrics.json", "reports/losses.csv", "reports/losses.png", "reports/samples.png",
+    "reports/real.png", "reports/progress.png", "reports/nearest.png", "reports/report.md",
+]
+
+
+def sh(cwd, *command):
+    env = dict(os.environ, PATH=f"{Path(sys.executable).parent}{os.pathsep}{os.environ['PATH']}")
+    result = subprocess.run(command, cwd=cwd, env=env, capture_output=True, text=True)
+    assert result.returncode == 0, f"{' '.join(command)} failed:\n{result.stdout}\n{result.stderr}"
+    return result.stdout
+
+
+@pytest.fixture(scope="module")
+def project(tmp_path_factory):
+    """A git + DVC copy of the project whose params point at a tiny file:// archive."""
+    root = tmp_path_factory.mktemp("project")
+    archive = build_cifar_archive(root.parent / "archive" / "cifar-10-binary.tar.gz",
+                                  records_per_batch=40)
+    for name in ("dcgan", "stages"):
+        shutil.copytree(REPO / name, root / name, ignore=shutil.ignore_patterns("__pycache__"))
+    for name in ("dvc.yaml", ".gitignore", ".dvcignore"):
+        shutil.copy(REPO / name, root / name)
+    params = tiny_params(prepare__url=archive["path"].as_uri(), prepare__md5=archive["md5"],
+                         train__batch_size=4, train__iterations=4)
+    write_params(root / "params.yaml", params)
+    sh(root, "git", "init", "-q")
+    sh(root, "git", "config", "user.email", "ci@example.com")
+    sh(root, "git", "config", "user.name", "CI")
+    sh(root, "dvc", "init", "-q")
+    sh(root, "dvc", "config", "core.analytics", "false")
+    os.environ.setdefault("KERAS_HOME", str(root.parent / "keras_home"))
+    sh(root, "dvc", "repro")
+    sh(root, "git", "add", "-A")
+    sh(root, "git", "commit", "-qm", "tiny run")
+    return root, archive
+
+
+def test_repro_writes_every_artifact(project):
+    root, archive = project
+    for artifact in ARTIFACTS:
+        assert (root / artifact).is_file(), artifact
+    with np.load(root / "data/prepared/train.npz") as prepared:
+        assert np.array_equal(prepared["images"], archive["train"]["frog"])
+    with np.load(root / "data/samples/samples.npz") as samples:
+        assert samples["images"].shape == (24, 32, 32, 3)
+
+
+def test_metrics_show_and_params_diff(project):
+    root, _ = project
+    shown = json.loads(sh(root, "dvc", "metrics", "show", "--json"))
+    scores = next(iter(shown.values()))["data"]["reports/metrics.json"]["data"]
+    assert scores["num_samples"] == 24 and "floor" in scores
+    params = yaml.safe_load((root / "params.yaml").read_text())
+    params["sample"]["num_samples"] = 12
+    write_params(root / "params.yaml", params)
+    diff = json.loads(sh(root, "dvc", "params", "diff", "--json"))
+    change = diff["params.yaml"]["sample.num_samples"]
+    assert (change["old"], change["new"]) == (24, 12)
+    status = sh(root, "dvc", "status", "--json")
+    assert "sample" in json.loads(status) and "train" not in json.loads(status)
+    sh(root, "git", "checkout", "params.yaml")
