@@ -87,7 +87,7 @@ def make_dataset(images: np.ndarray, train: TrainParams, latent_dim: int, start_
 
     Everything a step draws (the real batch, latent vectors, augmentation and label noise) is
     a pure function of (seed, step), so a resumed run sees exactly what an uninterrupted one
-    would. With several replicas, each global batch is split into consecutive slices.
+    would, and a run on several devices what a run on one would.
     """
     num_images, batch = len(images), train.batch_size
     steps_per_epoch = num_images // batch
@@ -117,7 +117,9 @@ def make_dataset(images: np.ndarray, train: TrainParams, latent_dim: int, start_
     dataset = tf.data.Dataset.range(start_step, train.iterations).map(
         batch_for_step, num_parallel_calls=tf.data.AUTOTUNE, deterministic=True)
     if replicas > 1:
-        dataset = dataset.unbatch().batch(batch // replicas, drop_remainder=True)
+        # Rebatching gives the batch a static size, which tf.distribute needs to split it
+        # into one consecutive slice per replica.
+        dataset = dataset.unbatch().batch(batch, drop_remainder=True)
     options = tf.data.Options()
     options.deterministic = True
     return dataset.prefetch(tf.data.AUTOTUNE).with_options(options)
@@ -276,13 +278,14 @@ class TrainResult:
 
 def train(images: np.ndarray, model: ModelParams, train: TrainParams,
           checkpoint_dir: str | Path, fingerprint: dict, engine: Engine | None = None,
-          stop_after: int | None = None) -> TrainResult:
+          stop_after: int | None = None, max_seconds: float | None = None) -> TrainResult:
     """Trains the GAN on uint8 `images`, resuming from `checkpoint_dir` when it matches.
 
     Args:
         fingerprint: what the run depends on (params, data digest); a checkpoint made with a
             different fingerprint is not resumed.
         stop_after: stop after this step as if interrupted (for tests and benchmarks).
+        max_seconds: stop after the step that uses up this wall-clock budget (benchmarks).
 
     Raises:
         TrainingError: a loss became NaN or infinite; the last good checkpoint stays.
@@ -317,7 +320,8 @@ def train(images: np.ndarray, model: ModelParams, train: TrainParams,
         for step in range(start + 1, last + 1):
             metrics = gan.step_fn(iterator)
             progress.update(1)
-            boundary = step == last
+            out_of_time = max_seconds is not None and time.perf_counter() - started >= max_seconds
+            boundary = step == last or out_of_time
             if step % train.log_every == 0 or boundary:
                 values = {"step": step, **{k: float(v) for k, v in metrics.items()},
                           "seconds": round(seconds_before + time.perf_counter() - started, 3)}
@@ -331,7 +335,7 @@ def train(images: np.ndarray, model: ModelParams, train: TrainParams,
                              train.iterations, row["d_loss"], row["g_loss"],
                              (step - start) / (now - started))
                     last_line = now
-            if step % train.snapshot_every == 0 or step == train.iterations:
+            if step % train.snapshot_every == 0 or step == train.iterations or out_of_time:
                 gan.raise_if_diverged()
                 snapshots[step] = gan.generate(latents)
                 store.write_snapshot(step, snapshots[step])
@@ -339,6 +343,8 @@ def train(images: np.ndarray, model: ModelParams, train: TrainParams,
                 gan.raise_if_diverged()
                 store.save(gan.state(), fingerprint, step, log_rows,
                            seconds_before + time.perf_counter() - started)
+            if out_of_time:
+                break
     finally:
         progress.close()
     return TrainResult(gan=gan, log_rows=log_rows, snapshots=snapshots,
