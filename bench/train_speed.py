@@ -1,0 +1,191 @@
+"""Times one training step of the book's DCGAN: this project's step, the book's loop, the ceiling.
+
+    python bench/train_speed.py [--steps 5] [--device cpu|gpu] [--full-recipe]
+
+Prints seconds per step, images per second, achieved GFLOP/s and the ratio to the machine's
+ceiling, measured as TensorFlow's own 5x5 256->256 Conv2D at 32x32, batch 20. With
+--full-recipe, also times the book's whole recipe (10000 steps) through the train function.
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+
+import keras  # noqa: E402
+import numpy as np  # noqa: E402
+import tensorflow as tf  # noqa: E402
+from keras import layers  # noqa: E402
+
+from dcgan import training  # noqa: E402
+from dcgan.models import build_discriminator, build_generator  # noqa: E402
+from dcgan.params import PRESETS, parse_section, resolve_preset  # noqa: E402
+
+BATCH = 20
+
+
+def conv_flops(model: keras.Model) -> float:
+    """Forward multiply-adds x 2 of every Conv, ConvTranspose and Dense layer, per image."""
+    total = 0.0
+    for layer in model.layers:
+        if isinstance(layer, layers.Conv2DTranspose):
+            _, height, width, _ = layer.input.shape
+            kernel = np.prod(layer.kernel.shape)
+            total += 2 * height * width * kernel
+        elif isinstance(layer, layers.Conv2D):
+            _, height, width, _ = layer.output.shape
+            total += 2 * height * width * np.prod(layer.kernel.shape)
+        elif isinstance(layer, layers.Dense):
+            total += 2 * np.prod(layer.kernel.shape)
+    return total
+
+
+def step_flops(generator, discriminator, batch: int) -> float:
+    # Discriminator step: generate, forward and backward (twice the forward) on 2*batch images.
+    # Generator step: forward through both, backward through both (twice the forward).
+    g, d = conv_flops(generator), conv_flops(discriminator)
+    return batch * (g + 2 * d * 3) + batch * 3 * (g + d)
+
+
+def recipe(preset: str, **train_overrides):
+    model = {"preset": preset, "latent_dim": None, "width": None, "dropout": None,
+             "spectral_norm": None}
+    train = {key: None for key in PRESETS[preset]["train"]} | {
+        "seed": 0, "log_every": 100, "snapshot_every": 10**9, "checkpoint_every": 10**9,
+        "deterministic": False, "jit_compile": "auto", "mixed_precision": "auto",
+        "distribute": "off"} | train_overrides
+    return resolve_preset(parse_section("model", model), parse_section("train", train))
+
+
+def time_project_step(images, preset, steps, warmup, **overrides) -> tuple[float, float]:
+    """Seconds per step of this project's compiled step, and its FLOPs per step."""
+    model, train = recipe(preset, iterations=warmup + steps, **overrides)
+    gan = training.GAN(model, train, training.resolve_engine(train))
+    iterator = iter(training.make_dataset(images, train, model.latent_dim, 0))
+    for _ in range(warmup):
+        float(gan.step_fn(iterator)["d_loss"])
+    started = time.perf_counter()
+    for _ in range(steps):
+        metrics = gan.step_fn(iterator)
+    float(metrics["d_loss"])
+    return ((time.perf_counter() - started) / steps,
+            step_flops(gan.generator, gan.discriminator, train.batch_size))
+
+
+def time_book_loop(images, steps, warmup) -> float:
+    """The book's loop, ported to Keras 3: predict, then two train_on_batch calls."""
+    model, _ = recipe("chollet")
+    generator, discriminator = build_generator(model), build_discriminator(model)
+    discriminator.compile(optimizer=keras.optimizers.RMSprop(0.0008, clipvalue=1.0),
+                          loss=keras.losses.BinaryCrossentropy(from_logits=True))
+    x = np.asarray(images, np.float32) / 127.5 - 1.0
+    latent = np.random.normal(size=(BATCH, model.latent_dim)).astype(np.float32)
+    labels = np.concatenate([np.ones((BATCH, 1)), np.zeros((BATCH, 1))]).astype(np.float32)
+    # Trace the discriminator's train function while it is trainable, then freeze it inside
+    # the combined model, as the book does.
+    discriminator.train_on_batch(np.concatenate([generator.predict(latent, verbose=0),
+                                                 x[:BATCH]]), labels)
+    discriminator.trainable = False
+    gan_input = keras.Input((model.latent_dim,))
+    gan = keras.Model(gan_input, discriminator(generator(gan_input)))
+    gan.compile(optimizer=keras.optimizers.RMSprop(0.0004, clipvalue=1.0),
+                loss=keras.losses.BinaryCrossentropy(from_logits=True))
+    start = 0
+
+    def book_step():
+        nonlocal start
+        z = np.random.normal(size=(BATCH, model.latent_dim)).astype(np.float32)
+        generated = generator.predict(z, verbose=0)
+        combined = np.concatenate([generated, x[start:start + BATCH]])
+        noisy = labels + 0.05 * np.random.random(labels.shape).astype(np.float32)
+        discriminator.train_on_batch(combined, noisy)
+        z = np.random.normal(size=(BATCH, model.latent_dim)).astype(np.float32)
+        gan.train_on_batch(z, np.zeros((BATCH, 1), np.float32))
+        start = 0 if start + 2 * BATCH > len(x) else start + BATCH
+
+    before = [w.numpy().copy() for w in discriminator.weights]
+    for _ in range(warmup):
+        book_step()
+    if all(np.array_equal(a, w.numpy()) for a, w in zip(before, discriminator.weights)):
+        raise RuntimeError("the ported book loop did not train the discriminator")
+    started = time.perf_counter()
+    for _ in range(steps):
+        book_step()
+    return (time.perf_counter() - started) / steps
+
+
+def time_ceiling(repeats: int = 10) -> float:
+    """GFLOP/s of one 5x5 256->256 Conv2D at 32x32, batch 20: the machine's conv ceiling."""
+    inputs = tf.random.normal((BATCH, 32, 32, 256))
+    kernel = tf.random.normal((5, 5, 256, 256))
+    conv = tf.function(lambda x: tf.nn.conv2d(x, kernel, 1, "SAME"))
+    for _ in range(3):
+        conv(inputs).numpy()
+    started = time.perf_counter()
+    for _ in range(repeats):
+        output = conv(inputs)
+    output.numpy()
+    seconds = (time.perf_counter() - started) / repeats
+    return 2 * BATCH * 32 * 32 * 256 * 256 * 25 / seconds / 1e9
+
+
+def time_full_recipe(images) -> float:
+    """Wall seconds of the book's full 10000-step recipe through training.train."""
+    model, train = recipe("chollet", log_every=1000, snapshot_every=1000, checkpoint_every=10000)
+    with tempfile.TemporaryDirectory() as folder:
+        started = time.perf_counter()
+        training.train(images, model, train, folder, training.fingerprint_of(model, train, ""))
+        return time.perf_counter() - started
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--steps", type=int, default=5)
+    parser.add_argument("--warmup", type=int, default=2)
+    parser.add_argument("--device", choices=("cpu", "gpu"), default="cpu")
+    parser.add_argument("--skip-book", action="store_true", help="do not time the book's loop")
+    parser.add_argument("--full-recipe", action="store_true")
+    args = parser.parse_args()
+    if args.device == "cpu":
+        tf.config.set_visible_devices([], "GPU")
+    elif not tf.config.list_physical_devices("GPU"):
+        sys.exit("error: --device gpu but TensorFlow sees no GPU")
+    images = np.random.default_rng(0).integers(0, 256, (5000, 32, 32, 3), dtype=np.uint8)
+    device = (tf.config.experimental.get_device_details(
+        tf.config.list_physical_devices("GPU")[0]).get("device_name", "GPU")
+        if args.device == "gpu" else f"CPU, {os.cpu_count()} cores")
+
+    ceiling = time_ceiling()
+    rows = []
+    seconds, flops = time_project_step(images, "chollet", args.steps, args.warmup)
+    rows.append(("book's network, this project's step", seconds, BATCH, flops))
+    if not args.skip_book:
+        rows.append(("book's network, book's loop (Keras 3)",
+                     time_book_loop(images, args.steps, args.warmup), BATCH, flops))
+    seconds, compact_flops = time_project_step(images, "compact", args.steps * 4, args.warmup)
+    model, train = recipe("compact")
+    rows.append(("default (compact) recipe, this project's step", seconds, train.batch_size,
+                 compact_flops))
+
+    print(f"\ndevice: {device}; TensorFlow {tf.__version__}; conv ceiling "
+          f"{ceiling:.0f} GFLOP/s (5x5 256->256 Conv2D, 32x32, batch 20)\n")
+    print(f"| what | s/step | images/s | GFLOP/step | GFLOP/s | of ceiling |")
+    print("| --- | ---: | ---: | ---: | ---: | ---: |")
+    for name, seconds, batch, flops in rows:
+        achieved = flops / seconds / 1e9
+        print(f"| {name} | {seconds:.3f} | {batch / seconds:.0f} | {flops / 1e9:.1f} | "
+              f"{achieved:.0f} | {achieved / ceiling:.0%} |")
+    if args.full_recipe:
+        print(f"\nbook's full recipe (10000 steps, batch 20): "
+              f"{time_full_recipe(images):.1f} s wall")
+
+
+if __name__ == "__main__":
+    main()
