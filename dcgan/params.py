@@ -10,8 +10,6 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Optional
 
-import yaml
-
 from dcgan.errors import ParamsError
 
 CIFAR10_CLASSES = (
@@ -219,13 +217,17 @@ def parse_section(section: str, raw: Any, cls: type | None = None):
 
 
 def read_params_file(path: str | os.PathLike) -> dict:
+    # YAML 1.2, as DVC reads and writes params.yaml: `off` stays a string after `-S`.
+    from ruamel.yaml import YAML, YAMLError
+
     path = Path(path)
     try:
-        data = yaml.safe_load(path.read_text())
+        data = YAML(typ="safe", pure=True).load(path.read_text())
     except FileNotFoundError:
         raise ParamsError(f"{path}: params file not found") from None
-    except yaml.YAMLError as error:
-        raise ParamsError(f"{path}: not valid YAML ({error})") from None
+    except YAMLError as error:
+        message = " ".join(str(error).split())
+        raise ParamsError(f"{path}: not valid YAML ({message})") from None
     if not isinstance(data, dict):
         raise ParamsError(f"{path}: expected a mapping of sections")
     return data

@@ -5,6 +5,7 @@ import os
 import shutil
 import subprocess
 import sys
+import time
 from pathlib import Path
 
 import numpy as np
@@ -80,3 +81,50 @@ def test_metrics_show_and_params_diff(project):
     status = sh(root, "dvc", "status", "--json")
     assert "sample" in json.loads(status) and "train" not in json.loads(status)
     sh(root, "git", "checkout", "params.yaml")
+
+
+def test_sweep_on_the_experiment_queue(project):
+    root, _ = project
+    for rate in ("0.001", "0.0001"):
+        sh(root, "dvc", "exp", "run", "--queue", "-S", f"train.g_learning_rate={rate}")
+    try:
+        sh(root, "dvc", "queue", "start", "--jobs", "1")
+        deadline = time.monotonic() + 240
+        while time.monotonic() < deadline:
+            status = sh(root, "dvc", "queue", "status")
+            if "Queued" not in status and "Running" not in status:
+                break
+            time.sleep(2)
+        failed = [line.split()[0] for line in status.splitlines() if "Failed" in line]
+        assert not failed, sh(root, "dvc", "queue", "logs", failed[0])
+    finally:
+        sh(root, "dvc", "queue", "stop", "--kill")
+    shown = json.loads(sh(root, "dvc", "exp", "show", "--json"))
+    experiments = {}
+    for baseline in shown:
+        for experiment in baseline.get("experiments") or []:
+            for revision in experiment["revs"]:
+                data = revision["data"]
+                rate = data["params"]["params.yaml"]["data"]["train"]["g_learning_rate"]
+                metrics = data["metrics"]["reports/metrics.json"]["data"]
+                experiments[rate] = metrics
+    assert set(experiments) == {0.001, 0.0001}
+    assert all(m["num_samples"] == 24 and "swd_32" in m for m in experiments.values())
+    assert experiments[0.001]["g_loss"] != experiments[0.0001]["g_loss"]
+
+
+def test_push_and_pull_through_a_local_remote(project, tmp_path):
+    root, _ = project
+    remote = tmp_path / "remote"
+    sh(root, "dvc", "remote", "add", "-d", "shared", str(remote))
+    sh(root, "git", "commit", "-qam", "add a remote")
+    sh(root, "dvc", "push")
+    clone = tmp_path / "clone"
+    sh(tmp_path, "git", "clone", "-q", str(root), str(clone))
+    assert not (clone / "models" / "generator.keras").exists()
+    assert (clone / "reports" / "metrics.json").is_file()  # reports/ travels with git
+    sh(clone, "dvc", "pull")
+    for artifact in ("data/prepared/train.npz", "models/generator.keras",
+                     "data/samples/samples.npz"):
+        assert (clone / artifact).read_bytes() == (root / artifact).read_bytes()
+    assert "up to date" in sh(clone, "dvc", "status").lower()
