@@ -25,45 +25,32 @@ class GANLoss:
         raise NotImplementedError
 
 
-class BookLoss(GANLoss):
-    """The book's binary cross-entropy: fake is 1, real is 0, plus uniform label noise.
+class CrossEntropyLoss(GANLoss):
+    """Binary cross-entropy on the discriminator's logits, with uniform label noise.
 
-    The discriminator's loss is the mean over the combined batch of fakes and reals, as the
-    book's single train_on_batch on the concatenation computes it; the generator is trained
-    towards the "real" label 0.
+    Args:
+        real_label: the target for real images (the fake target is the other one).
+        label_noise: the noise amplitude; each target gets `label_noise * u`, u in [0, 1).
+        noise_signs: the direction the noise moves the (real, fake) targets.
     """
 
-    real_is_positive = False
-
-    def __init__(self, label_noise: float):
-        self.label_noise = label_noise
-
-    def d_sum(self, real_logits, fake_logits, real_noise, fake_noise):
-        fake_targets = 1.0 + self.label_noise * fake_noise
-        real_targets = 0.0 + self.label_noise * real_noise
-        total = tf.reduce_sum(_bce(fake_logits, fake_targets)) + tf.reduce_sum(
-            _bce(real_logits, real_targets))
-        return total / 2.0
-
-    def g_sum(self, fake_logits):
-        return tf.reduce_sum(_bce(fake_logits, tf.zeros_like(fake_logits)))
-
-
-class NonSaturatingLoss(GANLoss):
-    """Goodfellow et al.'s non-saturating loss, real is 1, with optional label noise."""
-
-    def __init__(self, label_noise: float):
-        self.label_noise = label_noise
+    def __init__(self, real_label: float, label_noise: float,
+                 noise_signs: tuple[float, float]):
+        self.real_label, self.fake_label = real_label, 1.0 - real_label
+        self.real_is_positive = real_label == 1.0
+        self.real_noise, self.fake_noise = (sign * label_noise for sign in noise_signs)
 
     def d_sum(self, real_logits, fake_logits, real_noise, fake_noise):
-        real_targets = 1.0 - self.label_noise * real_noise
-        fake_targets = 0.0 + self.label_noise * fake_noise
+        # Half the sum over fakes and reals: the mean over the combined batch, as the book's
+        # single train_on_batch on the concatenation computes it.
+        real_targets = self.real_label + self.real_noise * real_noise
+        fake_targets = self.fake_label + self.fake_noise * fake_noise
         total = tf.reduce_sum(_bce(real_logits, real_targets)) + tf.reduce_sum(
             _bce(fake_logits, fake_targets))
         return total / 2.0
 
     def g_sum(self, fake_logits):
-        return tf.reduce_sum(_bce(fake_logits, tf.ones_like(fake_logits)))
+        return tf.reduce_sum(_bce(fake_logits, tf.fill(tf.shape(fake_logits), self.real_label)))
 
 
 class HingeLoss(GANLoss):
@@ -79,9 +66,11 @@ class HingeLoss(GANLoss):
 
 def make_loss(name: str, label_noise: float) -> GANLoss:
     if name == "book":
-        return BookLoss(label_noise)
+        # The book labels fakes 1 and reals 0 and adds the noise to both labels.
+        return CrossEntropyLoss(0.0, label_noise, noise_signs=(1.0, 1.0))
     if name == "nonsaturating":
-        return NonSaturatingLoss(label_noise)
+        # Goodfellow et al.'s non-saturating loss; noise moves each label towards the other.
+        return CrossEntropyLoss(1.0, label_noise, noise_signs=(-1.0, 1.0))
     if name == "hinge":
         return HingeLoss()
     raise ValueError(f"unknown loss {name!r}")
