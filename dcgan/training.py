@@ -75,6 +75,9 @@ def check_recipe(model: ModelParams, train: TrainParams, num_images: int, engine
     if train.batch_size % engine.replicas:
         raise ParamsError(f"train.batch_size: {train.batch_size} does not split evenly over "
                           f"{engine.replicas} devices")
+    if model.preset == "chollet" and model.spectral_norm:
+        raise ParamsError("model.spectral_norm: the chollet preset has no spectral "
+                          "normalisation; use model.preset compact")
     if train.loss == "hinge" and train.label_noise > 0:
         raise ParamsError("train.label_noise: must be 0 with train.loss 'hinge'")
     if train.augment_policies and train.pixel_range != "symmetric":
