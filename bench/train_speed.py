@@ -166,8 +166,11 @@ def main() -> None:
     rows = []
     seconds, flops = time_project_step(images, "chollet", args.steps, args.warmup)
     rows.append(("book's network, this project's step", seconds, BATCH, flops))
+    seconds, flops = time_project_step(images, "chollet", args.steps, args.warmup,
+                                       jit_compile="on")
+    rows.append(("book's network, this project's step, XLA", seconds, BATCH, flops))
     if not args.skip_book:
-        rows.append(("book's network, book's loop (Keras 3)",
+        rows.append(("book's network, book's loop (Keras 3, jit_compile auto)",
                      time_book_loop(images, args.steps, args.warmup), BATCH, flops))
     seconds, compact_flops = time_project_step(images, "compact", args.steps * 4, args.warmup)
     model, train = recipe("compact")

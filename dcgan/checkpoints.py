@@ -19,6 +19,7 @@ from dcgan.artifacts import atomic_path, save_npz, write_bytes, write_json
 log = logging.getLogger(__name__)
 
 POINTER = "latest.json"
+LOG_COLUMNS = ("step", "d_loss", "g_loss", "d_real_accuracy", "d_fake_accuracy", "seconds")
 SNAPSHOT_PATTERN = re.compile(r"step_(\d+)\.png")
 
 

@@ -6,7 +6,7 @@ from pathlib import Path
 
 from dcgan import grids, metrics
 from dcgan.artifacts import write_json, write_text
-from dcgan.checkpoints import read_snapshots
+from dcgan.checkpoints import LOG_COLUMNS, read_snapshots
 from dcgan.errors import DataError
 from dcgan.evaluation import METRICS, evaluate
 from dcgan.params import EvaluateParams
@@ -70,8 +70,6 @@ def read_train_log(path: Path):
     """
     import pandas
 
-    from dcgan.training import LOG_COLUMNS
-
     try:
         log = pandas.read_csv(path)
     except FileNotFoundError:
@@ -85,7 +83,7 @@ def read_train_log(path: Path):
     return log[list(LOG_COLUMNS)]
 
 
-def _inception_model(setting: str):
+def inception_model_for(setting: str):
     """The Inception network, or None with the reason it is not used."""
     if setting == "off":
         return None, "off (evaluate.inception is off)"
@@ -102,7 +100,7 @@ def write_reports(samples, train, reference, models_dir: Path, recipe: dict,
     """Computes everything first, then writes each report file atomically."""
     log = read_train_log(models_dir / "train_log.csv")
     snapshots = read_snapshots(models_dir / "snapshots")
-    inception_model, inception_note = _inception_model(params.inception)
+    inception_model, inception_note = inception_model_for(params.inception)
     scores = evaluate(samples, train, reference, params, inception_model)
     last = log.iloc[-1]
     results = {**scores["generated"], "floor": scores["floor"], "inception": inception_note,

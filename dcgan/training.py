@@ -17,6 +17,7 @@ from tqdm import tqdm
 from dcgan import checkpoints, pixels
 from dcgan.artifacts import atomic_path, write_json
 from dcgan.augment import NOISE_DIM, diff_augment
+from dcgan.checkpoints import LOG_COLUMNS
 from dcgan.errors import ParamsError, TrainingError
 from dcgan.losses import make_loss
 from dcgan.models import build_discriminator, build_generator
@@ -24,7 +25,6 @@ from dcgan.params import ModelParams, TrainParams
 
 log = logging.getLogger(__name__)
 
-LOG_COLUMNS = ("step", "d_loss", "g_loss", "d_real_accuracy", "d_fake_accuracy", "seconds")
 SNAPSHOT_LATENTS = 8
 
 # Streams of the stateless random numbers drawn for every step.
