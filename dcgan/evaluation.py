@@ -54,8 +54,8 @@ def evaluate(samples: np.ndarray, train: np.ndarray, reference: np.ndarray,
              params: EvaluateParams, inception_model=None) -> dict:
     """Scores `samples` and, as the floor, the training images, both against `reference`.
 
-    The floor is what real data scores on the same metric: the training images against the
-    held-out reference set, measured the same way. Memorisation of the floor is the distance
+    The floor is what real data scores on the same metric: as many training images as there
+    are samples, against the held-out reference set, measured the same way. Memorisation of the floor is the distance
     from each reference image to its nearest training image; diversity of the floor is that
     of the reference images.
 
@@ -75,8 +75,12 @@ def evaluate(samples: np.ndarray, train: np.ndarray, reference: np.ndarray,
                                      inception_model)
     generated["memorisation"] = _mean_nearest_distance(samples, train)
     generated["diversity"] = metrics.mean_pairwise_distance(samples, seed=params.seed)
-    log.info("scoring %d training images, the floor", len(train))
-    floor = _distribution_scores(train, reference, params, reference_features, inception_model)
+    # SWD, FID and KID are biased by the number of images scored, so the floor scores as many
+    # training images as there are samples, drawn at random.
+    count = min(len(train), len(samples))
+    subset = train[np.sort(np.random.default_rng(params.seed).permutation(len(train))[:count])]
+    log.info("scoring %d training images, the floor", count)
+    floor = _distribution_scores(subset, reference, params, reference_features, inception_model)
     floor["memorisation"] = _mean_nearest_distance(reference, train)
     floor["diversity"] = metrics.mean_pairwise_distance(reference, seed=params.seed)
     return {"generated": {key: generated[key] for key in METRICS},

@@ -133,3 +133,17 @@ def test_inception_metrics_plumbing_with_untrained_network():
     for part in ("generated", "floor"):
         assert np.isfinite(scores[part]["fid"]) and scores[part]["fid"] >= 0
         assert np.isfinite(scores[part]["kid"])
+
+
+def test_floor_scores_as_many_training_images_as_there_are_samples(monkeypatch):
+    sizes = []
+    original = metrics.sliced_wasserstein_distance
+
+    def recording(images_a, images_b, **kwargs):
+        sizes.append((len(images_a), len(images_b)))
+        return original(images_a, images_b, **kwargs)
+
+    monkeypatch.setattr(metrics, "sliced_wasserstein_distance", recording)
+    params = parse_section("evaluate", TINY["evaluate"])
+    evaluate(images(12, 0), images(40, 1), images(10, 2), params)
+    assert sizes == [(12, 10), (12, 10)]
