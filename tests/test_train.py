@@ -214,3 +214,17 @@ def test_kill_9_loses_only_the_steps_since_the_last_checkpoint(tmp_path):
     killed_rows = list(csv.DictReader((killed / "models" / "train_log.csv").open()))
     assert [(r["step"], r["d_loss"], r["g_loss"]) for r in killed_rows] == [
         (r["step"], r["d_loss"], r["g_loss"]) for r in whole_rows]
+
+
+def test_spectrally_normalised_discriminator_saves_and_loads_whole(tmp_path):
+    import keras
+
+    model, train = recipe(model__preset="compact", model__spectral_norm=True)
+    discriminator = build_discriminator(model)
+    images = np.random.default_rng(0).uniform(-1, 1, (4, 32, 32, 3)).astype(np.float32)
+    discriminator(images, training=True)  # one power iteration moves the singular vectors
+    discriminator.save(tmp_path / "discriminator.keras")
+    loaded = keras.saving.load_model(tmp_path / "discriminator.keras", safe_mode=True)
+    assert len(loaded.weights) == len(discriminator.weights)
+    assert same([w.numpy() for w in loaded.weights], [w.numpy() for w in discriminator.weights])
+    assert np.allclose(loaded(images), discriminator(images), atol=1e-6)
