@@ -92,11 +92,11 @@ def load_images(path: str | os.PathLike, min_count: int = 1) -> np.ndarray:
     return images
 
 
-def file_digest(path: str | os.PathLike) -> str:
-    """The SHA-256 of a file's bytes, to tell whether two runs saw the same data."""
+def file_digest(path: str | os.PathLike, algorithm: str = "sha256") -> str:
+    """The hex digest of a file's bytes (any hashlib algorithm), read in 1 MiB chunks."""
     import hashlib
 
-    digest = hashlib.sha256()
+    digest = hashlib.new(algorithm)
     with open(path, "rb") as file:
         for chunk in iter(lambda: file.read(1 << 20), b""):
             digest.update(chunk)

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import hashlib
 import logging
 import os
 import tarfile
@@ -13,6 +12,7 @@ from pathlib import Path
 
 import numpy as np
 
+from dcgan.artifacts import file_digest
 from dcgan.errors import DataError
 from dcgan.params import CIFAR10_CLASSES
 
@@ -48,14 +48,6 @@ def _cached_path(base: str, fname: str) -> Path:
     return Path(base, "datasets", fname)
 
 
-def _md5(path: Path) -> str:
-    digest = hashlib.md5()
-    with open(path, "rb") as file:
-        for chunk in iter(lambda: file.read(1 << 20), b""):
-            digest.update(chunk)
-    return digest.hexdigest()
-
-
 def download_archive(url: str, md5: str, cache_dir: str | os.PathLike | None = None) -> Path:
     """Downloads `url` into the Keras cache unless a copy with the right md5 is already there.
 
@@ -81,7 +73,7 @@ def download_archive(url: str, md5: str, cache_dir: str | os.PathLike | None = N
     target = _cached_path(base, fname)
     # get_file would accept this file too, but only after importing Keras, and with it
     # TensorFlow, which takes longer than reading the whole archive.
-    if target.is_file() and _md5(target) == md5:
+    if target.is_file() and file_digest(target, "md5") == md5:
         log.info("%s: cached archive passes the md5 check, not downloading it again", target)
         return target
 
@@ -93,7 +85,7 @@ def download_archive(url: str, md5: str, cache_dir: str | os.PathLike | None = N
     except ValueError as error:
         # get_file raises ValueError when the download does not match the hash, and leaves
         # the file in the cache; remove it so that nothing can take it for the real one.
-        found = _md5(target) if target.is_file() else None
+        found = file_digest(target, "md5") if target.is_file() else None
         if found is None or found == md5:  # Not a checksum failure after all.
             message = f"cannot download {url}: {_one_line(error)}; check prepare.url"
             raise DataError(message) from None
