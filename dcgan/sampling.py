@@ -59,6 +59,12 @@ def read_recipe(models_dir: str | os.PathLike) -> dict:
         raise DataError(f"{path}: not valid JSON ({error})") from None
 
 
+def render(generator, latents: np.ndarray, pixel_range: str) -> np.ndarray:
+    """The generator's images of `latents` in inference mode, as uint8."""
+    output = np.asarray(generator(latents, training=False), dtype=np.float32)
+    return pixels.to_uint8(output, pixel_range)
+
+
 def generate(generator, num_samples: int, seed: int, batch_size: int,
              pixel_range: str) -> tuple[np.ndarray, np.ndarray]:
     """Returns (uint8 images, latents) for samples 0 .. num_samples-1."""
@@ -68,8 +74,7 @@ def generate(generator, num_samples: int, seed: int, batch_size: int,
     for start in tqdm(starts, desc="sample", unit="batch", disable=not _on_terminal()):
         batch = sample_latents(seed, np.arange(start, min(start + batch_size, num_samples)),
                                latent_dim)
-        output = np.asarray(generator(batch, training=False), dtype=np.float32)
-        images.append(pixels.to_uint8(output, pixel_range))
+        images.append(render(generator, batch, pixel_range))
         latents.append(batch)
     return np.concatenate(images), np.concatenate(latents)
 

@@ -22,6 +22,7 @@ from dcgan.errors import ParamsError, TrainingError
 from dcgan.losses import make_loss
 from dcgan.models import build_discriminator, build_generator
 from dcgan.params import ModelParams, TrainParams
+from dcgan.sampling import render
 
 log = logging.getLogger(__name__)
 
@@ -259,9 +260,7 @@ class GAN:
 
     def generate(self, latents: np.ndarray) -> np.ndarray:
         """Images of the sampling generator for `latents`, as uint8."""
-        images = self.sampler(latents, training=False)
-        return pixels.to_uint8(np.asarray(images, dtype=np.float32),
-                               self.train_params.pixel_range)
+        return render(self.sampler, latents, self.train_params.pixel_range)
 
 
 def snapshot_latents(train: TrainParams, latent_dim: int) -> np.ndarray:
