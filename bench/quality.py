@@ -29,7 +29,7 @@ from dcgan.images import read_image_folder  # noqa: E402
 from dcgan.params import (TrainParams, load_section, parse_section,  # noqa: E402
                           read_params_file, resolve_preset)
 from dcgan.report import inception_model_for  # noqa: E402
-from dcgan.sampling import generate  # noqa: E402
+from dcgan.sampling import draw_samples  # noqa: E402
 
 RECIPES = (("book (chollet)", "chollet"), ("default (compact)", "compact"))
 
@@ -66,11 +66,11 @@ def main() -> None:
     for name, preset in RECIPES:
         model, train = preset_recipe(args.params, preset)
         with tempfile.TemporaryDirectory() as folder:
-            result = training.train(train_images, model, train, folder,
-                                    training.fingerprint_of(model, train, "bench"),
-                                    max_seconds=args.minutes * 60)
-        samples, _ = generate(result.gan.sampler, sample.num_samples, sample.seed,
-                              sample.batch_size, train.pixel_range)
+            result = training.fit(train_images, model, train, folder,
+                                  training.fingerprint_of(model, train, "bench"),
+                                  max_seconds=args.minutes * 60)
+        samples, _ = draw_samples(result.gan.sampler, sample.num_samples, sample.seed,
+                                  sample.batch_size, train.pixel_range)
         scores = evaluate(samples, train_images, reference, evaluate_params, inception_model)
         steps = result.log_rows[-1]["step"]
         results.append((name, steps, steps * train.batch_size, result.seconds, scores))

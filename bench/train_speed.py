@@ -25,6 +25,9 @@ import tensorflow as tf  # noqa: E402
 from keras import layers  # noqa: E402
 
 from dcgan import training  # noqa: E402
+from dcgan.dataset import make_dataset  # noqa: E402
+from dcgan.engine import resolve_engine  # noqa: E402
+from dcgan.gan import GAN  # noqa: E402
 from dcgan.models import build_discriminator, build_generator  # noqa: E402
 from dcgan.params import PRESETS, parse_section, resolve_preset  # noqa: E402
 
@@ -67,8 +70,8 @@ def recipe(preset: str, **train_overrides):
 def time_project_step(images, preset, steps, warmup, **overrides) -> tuple[float, float]:
     """Seconds per step of this project's compiled step, and its FLOPs per step."""
     model, train = recipe(preset, iterations=warmup + steps, **overrides)
-    gan = training.GAN(model, train, training.resolve_engine(train))
-    iterator = iter(training.make_dataset(images, train, model.latent_dim, 0))
+    gan = GAN(model, train, resolve_engine(train))
+    iterator = iter(make_dataset(images, train, model.latent_dim, 0))
     for _ in range(warmup):
         float(gan.step_fn(iterator)["d_loss"])
     started = time.perf_counter()
@@ -137,11 +140,11 @@ def time_ceiling(repeats: int = 10) -> float:
 
 
 def time_full_recipe(images) -> float:
-    """Wall seconds of the book's full 10000-step recipe through training.train."""
+    """Wall seconds of the book's full 10000-step recipe through training.fit."""
     model, train = recipe("chollet", log_every=1000, snapshot_every=1000, checkpoint_every=10000)
     with tempfile.TemporaryDirectory() as folder:
         started = time.perf_counter()
-        training.train(images, model, train, folder, training.fingerprint_of(model, train, ""))
+        training.fit(images, model, train, folder, training.fingerprint_of(model, train, ""))
         return time.perf_counter() - started
 
 

@@ -14,9 +14,8 @@ from typing import Iterator
 
 import numpy as np
 
-from dcgan.errors import DataError
-
-IMAGE_SHAPE = (32, 32, 3)
+from dcgan.errors import DataError, one_line
+from dcgan.pixels import IMAGE_SHAPE
 
 
 @contextlib.contextmanager
@@ -60,10 +59,10 @@ def save_npz(path: str | os.PathLike, **arrays: np.ndarray) -> None:
 
 
 def check_images(images: np.ndarray, where: str) -> np.ndarray:
-    """Checks the image contract: uint8, shape (N, 32, 32, 3), RGB."""
+    """Checks the image contract: uint8 RGB of shape (N, *IMAGE_SHAPE)."""
     if images.dtype != np.uint8 or images.ndim != 4 or images.shape[1:] != IMAGE_SHAPE:
         raise DataError(
-            f"{where}: expected uint8 images of shape (N, 32, 32, 3), "
+            f"{where}: expected uint8 images of shape (N, {', '.join(map(str, IMAGE_SHAPE))}), "
             f"found {images.dtype} {tuple(images.shape)}"
         )
     return images
@@ -85,7 +84,7 @@ def load_images(path: str | os.PathLike, min_count: int = 1) -> np.ndarray:
                 raise DataError(f"{path}: no 'images' array (found: {', '.join(npz.files)})")
             images = npz["images"]
     except (OSError, ValueError, EOFError, zipfile.BadZipFile) as error:
-        raise DataError(f"{path}: not a readable .npz file ({error})") from None
+        raise DataError(f"{path}: not a readable .npz file ({one_line(error)})") from None
     check_images(images, str(path))
     if len(images) < min_count:
         raise DataError(f"{path}: holds {len(images)} images, at least {min_count} needed")

@@ -2,25 +2,20 @@
 
 from __future__ import annotations
 
-import csv
-import io
 import json
 import logging
-import re
 import shutil
 from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
-from PIL import Image
 
-from dcgan.artifacts import atomic_path, save_npz, write_bytes, write_json
+from dcgan import snapshots, train_log
+from dcgan.artifacts import atomic_path, save_npz, write_json
 
-log = logging.getLogger(__name__)
+logger = logging.getLogger(__name__)
 
 POINTER = "latest.json"
-LOG_COLUMNS = ("step", "d_loss", "g_loss", "d_real_accuracy", "d_fake_accuracy", "seconds")
-SNAPSHOT_PATTERN = re.compile(r"step_(\d+)\.png")
 
 
 @dataclass
@@ -39,21 +34,6 @@ def _differences(saved: dict, current: dict, prefix: str = "") -> list[str]:
         elif old != new:
             found.append(f"{prefix}{key} was {old!r}, now {new!r}")
     return found
-
-
-def rows_to_csv(rows: list[dict]) -> str:
-    if not rows:
-        return ""
-    buffer = io.StringIO()
-    writer = csv.DictWriter(buffer, fieldnames=list(rows[0]), lineterminator="\n")
-    writer.writeheader()
-    writer.writerows(rows)
-    return buffer.getvalue()
-
-
-def _csv_to_rows(text: str) -> list[dict]:
-    return [{key: (int(value) if key == "step" else float(value)) for key, value in row.items()}
-            for row in csv.DictReader(io.StringIO(text))]
 
 
 class CheckpointStore:
@@ -77,7 +57,7 @@ class CheckpointStore:
                       for owner, variables in state.items()
                       for i, variable in enumerate(variables)}
             save_npz(tmp / "state.npz", **arrays)
-            (tmp / "train_log.csv").write_text(rows_to_csv(log_rows))
+            (tmp / "train_log.csv").write_text(train_log.rows_to_csv(log_rows))
             write_json(tmp / "meta.json", {"step": step, "seconds": seconds,
                                            "fingerprint": fingerprint})
         write_json(self.directory / POINTER, {"checkpoint": name, "step": step})
@@ -99,21 +79,21 @@ class CheckpointStore:
             folder = self.directory / json.loads(pointer.read_text())["checkpoint"]
             meta = json.loads((folder / "meta.json").read_text())
         except (OSError, ValueError, KeyError) as error:
-            log.warning("checkpoint in %s is unreadable (%s): starting fresh",
-                        self.directory, error)
+            logger.warning("checkpoint in %s is unreadable (%s): starting fresh",
+                           self.directory, error)
             self._clear()
             return None
         differences = _differences(meta["fingerprint"], fingerprint)
         if differences:
-            log.warning("the checkpoint at step %d was made with other params or data (%s): "
-                        "starting fresh", meta["step"], "; ".join(differences[:5]))
+            logger.warning("the checkpoint at step %d was made with other params or data (%s): "
+                           "starting fresh", meta["step"], "; ".join(differences[:5]))
             self._clear()
             return None
         with np.load(folder / "state.npz", allow_pickle=False) as arrays:
             for owner, variables in state.items():
                 for i, variable in enumerate(variables):
                     variable.assign(arrays[f"{owner}/{i}"])
-        rows = _csv_to_rows((folder / "train_log.csv").read_text())
+        rows = train_log.csv_to_rows((folder / "train_log.csv").read_text())
         return Restored(step=meta["step"], log_rows=rows, seconds=meta["seconds"])
 
     def _clear(self) -> None:
@@ -121,28 +101,13 @@ class CheckpointStore:
             shutil.rmtree(self.directory)
 
     def write_snapshot(self, step: int, images: np.ndarray) -> None:
-        """Saves one snapshot: the fixed latents' images side by side in one PNG."""
-        strip = np.concatenate(list(images), axis=1)
-        buffer = io.BytesIO()
-        Image.fromarray(strip).save(buffer, format="PNG")
-        write_bytes(self.snapshot_dir / f"step_{step:08d}.png", buffer.getvalue())
+        """Saves one training snapshot beside the checkpoints."""
+        snapshots.write_snapshot(self.snapshot_dir, step, images)
 
     def snapshots(self, up_to: int) -> dict[int, np.ndarray]:
         """Reads the snapshots up to step `up_to`, removing later ones a crash left behind."""
-        found = read_snapshots(self.snapshot_dir)
+        found = snapshots.read_snapshots(self.snapshot_dir)
         for step in [step for step in found if step > up_to]:
-            (self.snapshot_dir / f"step_{step:08d}.png").unlink()
+            snapshots.snapshot_path(self.snapshot_dir, step).unlink()
             del found[step]
         return found
-
-
-def read_snapshots(directory: str | Path) -> dict[int, np.ndarray]:
-    """Maps each snapshot's step to its images, (latents, 32, 32, 3) uint8."""
-    found = {}
-    for path in sorted(Path(directory).glob("step_*.png")):
-        match = SNAPSHOT_PATTERN.fullmatch(path.name)
-        if match:
-            strip = np.asarray(Image.open(path).convert("RGB"))
-            found[int(match.group(1))] = np.stack(
-                np.split(strip, strip.shape[1] // strip.shape[0], axis=1))
-    return found

@@ -9,8 +9,6 @@ from typing import Callable, Sequence
 
 from dcgan.errors import UserError
 
-log = logging.getLogger("dcgan")
-
 
 def quiet_tensorflow() -> None:
     """Silences TensorFlow's C++ start-up chatter; must run before TensorFlow is imported."""

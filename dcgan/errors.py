@@ -15,3 +15,9 @@ class DataError(UserError):
 
 class TrainingError(UserError):
     """Training cannot go on, for example because a loss became NaN or infinite."""
+
+
+def one_line(error: BaseException | str) -> str:
+    """A library's error message squeezed onto one line, to quote inside a UserError."""
+    text = " ".join(str(error).split())
+    return text or type(error).__name__

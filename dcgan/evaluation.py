@@ -10,7 +10,7 @@ from dcgan import metrics
 from dcgan.errors import DataError
 from dcgan.params import EvaluateParams
 
-log = logging.getLogger(__name__)
+logger = logging.getLogger(__name__)
 
 MIN_SAMPLES = 2
 
@@ -45,19 +45,19 @@ def _distribution_scores(images: np.ndarray, reference: np.ndarray, params: Eval
     return scores
 
 
-def _mean_nearest_distance(images: np.ndarray, train: np.ndarray) -> float:
-    distances, _ = metrics.nearest_neighbour_distances(images, train)
+def _mean_nearest_distance(images: np.ndarray, training_images: np.ndarray) -> float:
+    distances, _ = metrics.nearest_neighbour_distances(images, training_images)
     return float(distances.mean())
 
 
-def evaluate(samples: np.ndarray, train: np.ndarray, reference: np.ndarray,
+def evaluate(samples: np.ndarray, training_images: np.ndarray, reference: np.ndarray,
              params: EvaluateParams, inception_model=None) -> dict:
     """Scores `samples` and, as the floor, the training images, both against `reference`.
 
     The floor is what real data scores on the same metric: as many training images as there
-    are samples, against the held-out reference set, measured the same way. Memorisation of the floor is the distance
-    from each reference image to its nearest training image; diversity of the floor is that
-    of the reference images.
+    are samples, against the held-out reference set, measured the same way. Memorisation of
+    the floor is the distance from each reference image to its nearest training image;
+    diversity of the floor is that of the reference images.
 
     Raises:
         DataError: fewer than MIN_SAMPLES samples or reference images.
@@ -70,18 +70,19 @@ def evaluate(samples: np.ndarray, train: np.ndarray, reference: np.ndarray,
     if inception_model is not None:
         reference_features = metrics.inception_features(
             reference, inception_model, batch_size=params.inception_batch_size)
-    log.info("scoring %d samples against %d reference images", len(samples), len(reference))
+    logger.info("scoring %d samples against %d reference images", len(samples), len(reference))
     generated = _distribution_scores(samples, reference, params, reference_features,
                                      inception_model)
-    generated["memorisation"] = _mean_nearest_distance(samples, train)
+    generated["memorisation"] = _mean_nearest_distance(samples, training_images)
     generated["diversity"] = metrics.mean_pairwise_distance(samples, seed=params.seed)
     # SWD, FID and KID are biased by the number of images scored, so the floor scores as many
     # training images as there are samples, drawn at random.
-    count = min(len(train), len(samples))
-    subset = train[np.sort(np.random.default_rng(params.seed).permutation(len(train))[:count])]
-    log.info("scoring %d training images, the floor", count)
+    count = min(len(training_images), len(samples))
+    picks = np.random.default_rng(params.seed).permutation(len(training_images))[:count]
+    subset = training_images[np.sort(picks)]
+    logger.info("scoring %d training images, the floor", count)
     floor = _distribution_scores(subset, reference, params, reference_features, inception_model)
-    floor["memorisation"] = _mean_nearest_distance(reference, train)
+    floor["memorisation"] = _mean_nearest_distance(reference, training_images)
     floor["diversity"] = metrics.mean_pairwise_distance(reference, seed=params.seed)
     return {"generated": {key: generated[key] for key in METRICS},
             "floor": {key: floor[key] for key in METRICS}}

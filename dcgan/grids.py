@@ -55,7 +55,7 @@ def pairs_grid(left: np.ndarray, right: np.ndarray, pairs_per_row: int = 4) -> n
     return image_grid(interleaved, -(-len(interleaved) // cols), cols)
 
 
-def save_loss_plot(path: str | os.PathLike, log) -> None:
+def save_loss_plot(path: str | os.PathLike, history) -> None:
     """Draws the losses and the discriminator's accuracies against the step."""
     import matplotlib
 
@@ -63,12 +63,12 @@ def save_loss_plot(path: str | os.PathLike, log) -> None:
     from matplotlib import pyplot
 
     figure, (losses, accuracy) = pyplot.subplots(1, 2, figsize=(10, 3.6), dpi=100)
-    losses.plot(log["step"], log["d_loss"], label="discriminator")
-    losses.plot(log["step"], log["g_loss"], label="generator")
+    losses.plot(history["step"], history["d_loss"], label="discriminator")
+    losses.plot(history["step"], history["g_loss"], label="generator")
     losses.set(xlabel="step", ylabel="loss", title="Losses")
     losses.legend()
-    accuracy.plot(log["step"], log["d_real_accuracy"], label="on real")
-    accuracy.plot(log["step"], log["d_fake_accuracy"], label="on generated")
+    accuracy.plot(history["step"], history["d_real_accuracy"], label="on real")
+    accuracy.plot(history["step"], history["d_fake_accuracy"], label="on generated")
     accuracy.set(xlabel="step", ylabel="accuracy", title="Discriminator accuracy",
                  ylim=(-0.05, 1.05))
     accuracy.legend()

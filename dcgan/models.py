@@ -6,9 +6,7 @@ import keras
 from keras import layers, ops
 
 from dcgan.params import ModelParams
-
-IMAGE_SIZE = 32
-CHANNELS = 3
+from dcgan.pixels import CHANNELS, IMAGE_SHAPE
 
 
 class _SaveAllVariables:
@@ -20,7 +18,6 @@ class _SaveAllVariables:
 
     def load_own_variables(self, store):
         layers.Layer.load_own_variables(self, store)
-
 
 
 @keras.saving.register_keras_serializable(package="dcgan")
@@ -116,7 +113,7 @@ def _chollet_generator(latent_dim: int, width: int) -> keras.Model:
 def _chollet_discriminator(width: int, dropout: float) -> keras.Model:
     # Listing 8.30. The book ends in a sigmoid; here the sigmoid lives in the loss
     # (from_logits), which is the same function computed without saturating.
-    image = keras.Input(shape=(IMAGE_SIZE, IMAGE_SIZE, CHANNELS), name="image")
+    image = keras.Input(shape=IMAGE_SHAPE, name="image")
     x = layers.Conv2D(width, 3)(image)
     x = layers.LeakyReLU()(x)
     for _ in range(3):
@@ -150,7 +147,7 @@ def _compact_generator(latent_dim: int, width: int) -> keras.Model:
 def _compact_discriminator(width: int, dropout: float, spectral_norm: bool) -> keras.Model:
     conv = SpectralConv2D if spectral_norm else layers.Conv2D
     dense = SpectralDense if spectral_norm else layers.Dense
-    image = keras.Input(shape=(IMAGE_SIZE, IMAGE_SIZE, CHANNELS), name="image")
+    image = keras.Input(shape=IMAGE_SHAPE, name="image")
     x = conv(width, 3, padding="same")(image)
     x = layers.LeakyReLU(0.2)(x)
     for multiplier in (2, 4, 8):

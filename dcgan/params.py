@@ -10,7 +10,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Optional
 
-from dcgan.errors import ParamsError
+from dcgan.errors import ParamsError, one_line
 
 CIFAR10_CLASSES = (
     "airplane", "automobile", "bird", "cat", "deer",
@@ -228,8 +228,7 @@ def read_params_file(path: str | os.PathLike) -> dict:
     except FileNotFoundError:
         raise ParamsError(f"{path}: params file not found") from None
     except YAMLError as error:
-        message = " ".join(str(error).split())
-        raise ParamsError(f"{path}: not valid YAML ({message})") from None
+        raise ParamsError(f"{path}: not valid YAML ({one_line(error)})") from None
     if not isinstance(data, dict):
         raise ParamsError(f"{path}: expected a mapping of sections")
     return data

@@ -1,8 +1,12 @@
-"""Conversions between uint8 images and the float range the networks work in."""
+"""The image format every stage exchanges, uint8 RGB 32x32, and the float ranges networks use."""
 
 from __future__ import annotations
 
 import numpy as np
+
+IMAGE_SIZE = 32
+CHANNELS = 3
+IMAGE_SHAPE = (IMAGE_SIZE, IMAGE_SIZE, CHANNELS)
 
 
 def to_float(images, pixel_range: str):

@@ -4,12 +4,13 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from dcgan import grids, metrics
+from dcgan import grids, metrics, train_outputs
 from dcgan.artifacts import write_json, write_text
-from dcgan.checkpoints import LOG_COLUMNS, read_snapshots
 from dcgan.errors import DataError
 from dcgan.evaluation import METRICS, evaluate
 from dcgan.params import EvaluateParams
+from dcgan.snapshots import read_snapshots
+from dcgan.train_log import read_train_log
 
 RECIPE_KEYS = (
     ("model", "preset"), ("model", "width"), ("model", "latent_dim"),
@@ -35,8 +36,8 @@ def _number(value) -> str:
     return str(value)
 
 
-def render(recipe: dict, metrics: dict, report_dir: str | Path) -> str:
-    """Renders the report as GitHub markdown, linking only figures present in `report_dir`."""
+def markdown(recipe: dict, metrics: dict, report_dir: str | Path) -> str:
+    """The report as GitHub markdown, linking only figures present in `report_dir`."""
     report_dir = Path(report_dir)
     lines = ["# GAN run report", "", "## What was run", "",
              "| param | value |", "| --- | --- |"]
@@ -62,27 +63,6 @@ def render(recipe: dict, metrics: dict, report_dir: str | Path) -> str:
     return "\n".join(lines)
 
 
-def read_train_log(path: Path):
-    """Reads the train stage's log.
-
-    Raises:
-        DataError: the log is missing, unreadable, empty or lacks a column.
-    """
-    import pandas
-
-    try:
-        log = pandas.read_csv(path)
-    except FileNotFoundError:
-        raise DataError(f"{path}: train log not found; run the train stage first") from None
-    except (ValueError, pandas.errors.ParserError) as error:
-        raise DataError(f"{path}: not a readable CSV train log ({error})") from None
-    missing = [column for column in LOG_COLUMNS if column not in log.columns]
-    if missing or log.empty:
-        raise DataError(f"{path}: expected rows with columns {', '.join(LOG_COLUMNS)}, "
-                        f"found {len(log)} rows and columns {', '.join(log.columns)}")
-    return log[list(LOG_COLUMNS)]
-
-
 def inception_model_for(setting: str):
     """The Inception network, or None with the reason it is not used."""
     if setting == "off":
@@ -95,25 +75,26 @@ def inception_model_for(setting: str):
     return metrics.load_inception("imagenet"), "computed with InceptionV3 ImageNet weights"
 
 
-def write_reports(samples, train, reference, models_dir: Path, recipe: dict,
+def write_reports(samples, training_images, reference, models_dir: Path, recipe: dict,
                   params: EvaluateParams, out_dir: Path) -> dict:
     """Computes everything first, then writes each report file atomically."""
-    log = read_train_log(models_dir / "train_log.csv")
-    snapshots = read_snapshots(models_dir / "snapshots")
+    losses = read_train_log(models_dir / train_outputs.LOG)
+    snapshots = read_snapshots(models_dir / train_outputs.SNAPSHOTS)
     inception_model, inception_note = inception_model_for(params.inception)
-    scores = evaluate(samples, train, reference, params, inception_model)
-    last = log.iloc[-1]
+    scores = evaluate(samples, training_images, reference, params, inception_model)
+    last = losses.iloc[-1]
     results = {**scores["generated"], "floor": scores["floor"], "inception": inception_note,
                "d_loss": float(last["d_loss"]), "g_loss": float(last["g_loss"]),
                "num_samples": len(samples), "train_seconds": recipe["seconds"]}
 
     count = params.grid_size ** 2
     nearest_count = min(len(samples), 4 * params.grid_size)
-    _, nearest = metrics.nearest_neighbour_distances(samples[:nearest_count], train)
+    _, nearest = metrics.nearest_neighbour_distances(samples[:nearest_count],
+                                                     training_images)
     figures = {
         "samples.png": grids.image_grid(samples[:count], params.grid_size, params.grid_size),
         "real.png": grids.image_grid(reference[:count], params.grid_size, params.grid_size),
-        "nearest.png": grids.pairs_grid(samples[:nearest_count], train[nearest]),
+        "nearest.png": grids.pairs_grid(samples[:nearest_count], training_images[nearest]),
     }
     if snapshots:
         figures["progress.png"] = grids.progress_grid(snapshots)
@@ -121,8 +102,8 @@ def write_reports(samples, train, reference, models_dir: Path, recipe: dict,
     out_dir.mkdir(parents=True, exist_ok=True)
     for name, image in figures.items():
         grids.save_png(out_dir / name, image)
-    grids.save_loss_plot(out_dir / "losses.png", log)
-    write_text(out_dir / "losses.csv", log.to_csv(index=False))
+    grids.save_loss_plot(out_dir / "losses.png", losses)
+    write_text(out_dir / "losses.csv", losses.to_csv(index=False))
     write_json(out_dir / "metrics.json", results)
-    write_text(out_dir / "report.md", render(recipe, results, out_dir))
+    write_text(out_dir / "report.md", markdown(recipe, results, out_dir))
     return results

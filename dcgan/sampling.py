@@ -2,16 +2,15 @@
 
 from __future__ import annotations
 
-import json
 import os
 import zipfile
 from pathlib import Path
 
 import numpy as np
-from tqdm import tqdm
 
 from dcgan import pixels
-from dcgan.errors import DataError
+from dcgan.errors import DataError, one_line
+from dcgan.progress import progress_bar
 
 
 def sample_latents(seed: int, indices: np.ndarray, latent_dim: int) -> np.ndarray:
@@ -40,46 +39,30 @@ def load_generator(path: str | os.PathLike):
     try:
         model = keras.saving.load_model(path, compile=False, safe_mode=True)
     except (OSError, ValueError, TypeError, KeyError, zipfile.BadZipFile) as error:
-        first_line = str(error).strip().splitlines()[0] if str(error).strip() else type(error)
+        first_line = one_line(str(error).strip().splitlines()[0] if str(error).strip() else error)
         raise DataError(f"{path}: not a readable Keras model ({first_line})") from None
-    if len(model.inputs) != 1 or len(model.input_shape) != 2 or model.output_shape[1:] != (
-            32, 32, 3):
-        raise DataError(f"{path}: expected a generator from (N, latent_dim) to (N, 32, 32, 3), "
+    if (len(model.inputs) != 1 or len(model.input_shape) != 2
+            or tuple(model.output_shape[1:]) != pixels.IMAGE_SHAPE):
+        raise DataError(f"{path}: expected a generator from (N, latent_dim) to "
+                        f"(N, {', '.join(map(str, pixels.IMAGE_SHAPE))}), "
                         f"found {model.input_shape} -> {model.output_shape}")
     return model
 
 
-def read_recipe(models_dir: str | os.PathLike) -> dict:
-    path = Path(models_dir) / "recipe.json"
-    try:
-        return json.loads(path.read_text())
-    except FileNotFoundError:
-        raise DataError(f"{path}: not found; run the train stage first") from None
-    except ValueError as error:
-        raise DataError(f"{path}: not valid JSON ({error})") from None
-
-
-def render(generator, latents: np.ndarray, pixel_range: str) -> np.ndarray:
+def generate_images(generator, latents: np.ndarray, pixel_range: str) -> np.ndarray:
     """The generator's images of `latents` in inference mode, as uint8."""
     output = np.asarray(generator(latents, training=False), dtype=np.float32)
     return pixels.to_uint8(output, pixel_range)
 
 
-def generate(generator, num_samples: int, seed: int, batch_size: int,
-             pixel_range: str) -> tuple[np.ndarray, np.ndarray]:
+def draw_samples(generator, num_samples: int, seed: int, batch_size: int,
+                 pixel_range: str) -> tuple[np.ndarray, np.ndarray]:
     """Returns (uint8 images, latents) for samples 0 .. num_samples-1."""
     latent_dim = generator.input_shape[1]
     images, latents = [], []
-    starts = range(0, num_samples, batch_size)
-    for start in tqdm(starts, desc="sample", unit="batch", disable=not _on_terminal()):
+    for start in progress_bar(range(0, num_samples, batch_size), desc="sample", unit="batch"):
         batch = sample_latents(seed, np.arange(start, min(start + batch_size, num_samples)),
                                latent_dim)
-        images.append(render(generator, batch, pixel_range))
+        images.append(generate_images(generator, batch, pixel_range))
         latents.append(batch)
     return np.concatenate(images), np.concatenate(latents)
-
-
-def _on_terminal() -> bool:
-    import sys
-
-    return sys.stderr.isatty()

@@ -21,13 +21,13 @@ def main(argv=None) -> None:
     from dcgan.artifacts import load_images
     from dcgan.params import load_section
     from dcgan.report import write_reports
-    from dcgan.sampling import read_recipe
+    from dcgan.train_outputs import read_recipe
 
     params = load_section(args.params, "evaluate")
     prepared = Path(args.prepared)
     write_reports(
         samples=load_images(args.samples),
-        train=load_images(prepared / "train.npz"),
+        training_images=load_images(prepared / "train.npz"),
         reference=load_images(prepared / "test.npz"),
         models_dir=Path(args.models),
         recipe=read_recipe(args.models),

@@ -15,11 +15,11 @@ from dcgan import cifar, images  # noqa: E402
 from dcgan.artifacts import atomic_path, check_images, save_npz  # noqa: E402
 from dcgan.params import PrepareParams, load_section  # noqa: E402
 
-log = logging.getLogger("dcgan.prepare")
+logger = logging.getLogger("dcgan.prepare")
 
 
 def load_split(params: PrepareParams):
-    """Returns (train, test) images from the source that `params.source` names."""
+    """Returns (training, reference) images from the source that `params.source` names."""
     if params.source == "cifar10":
         archive = cifar.download_archive(params.url, params.md5)
         return cifar.read_cifar10_class(archive, params.class_name)
@@ -35,18 +35,18 @@ def main(argv: Sequence[str] | None = None) -> None:
     args = parser.parse_args(argv)
 
     params = load_section(args.params, "prepare")
-    train, test = load_split(params)
-    check_images(train, "prepared training images")
-    check_images(test, "prepared reference images")
+    training_images, reference = load_split(params)
+    check_images(training_images, "prepared training images")
+    check_images(reference, "prepared reference images")
     # The folder appears whole or not at all, so DVC never caches half of it.
     with atomic_path(args.out) as tmp:
         tmp.mkdir()
-        save_npz(tmp / "train.npz", images=train)
-        save_npz(tmp / "test.npz", images=test)
+        save_npz(tmp / "train.npz", images=training_images)
+        save_npz(tmp / "test.npz", images=reference)
     source = (params.images_dir if params.source == "images"
               else f"class {params.class_name} of {params.url}")
-    log.info("%d training and %d reference images from %s written to %s",
-             len(train), len(test), source, args.out)
+    logger.info("%d training and %d reference images from %s written to %s",
+                len(training_images), len(reference), source, args.out)
 
 
 if __name__ == "__main__":

@@ -23,13 +23,14 @@ def main(argv=None) -> None:
 
     from dcgan.artifacts import atomic_path, save_npz
     from dcgan.params import load_section
-    from dcgan.sampling import generate, load_generator, read_recipe
+    from dcgan.sampling import draw_samples, load_generator
+    from dcgan.train_outputs import GENERATOR, read_recipe
 
     params = load_section(args.params, "sample")
     recipe = read_recipe(args.models)
-    generator = load_generator(Path(args.models) / "generator.keras")
-    images, latents = generate(generator, params.num_samples, params.seed, params.batch_size,
-                               recipe["train"]["pixel_range"])
+    generator = load_generator(Path(args.models) / GENERATOR)
+    images, latents = draw_samples(generator, params.num_samples, params.seed,
+                                   params.batch_size, recipe["train"]["pixel_range"])
     with atomic_path(args.out) as tmp:
         (tmp / "png").mkdir(parents=True)
         save_npz(tmp / "samples.npz", images=images, latents=latents)

@@ -20,13 +20,14 @@ def main(argv=None) -> None:
 
     from dcgan import artifacts
     from dcgan.params import load_recipe
-    from dcgan.training import fingerprint_of, save_outputs, train
+    from dcgan.train_outputs import save_outputs
+    from dcgan.training import fingerprint_of, fit
 
-    model, train_params = load_recipe(args.params)
+    model_params, train_params = load_recipe(args.params)
     images = artifacts.load_images(args.data)
-    fingerprint = fingerprint_of(model, train_params, artifacts.file_digest(args.data))
-    result = train(images, model, train_params, args.checkpoints, fingerprint,
-                   stop_after=args.stop_after)
+    fingerprint = fingerprint_of(model_params, train_params, artifacts.file_digest(args.data))
+    result = fit(images, model_params, train_params, args.checkpoints, fingerprint,
+                 stop_after=args.stop_after)
     if args.stop_after is None or args.stop_after >= train_params.iterations:
         save_outputs(result, args.out)
 

@@ -13,7 +13,7 @@ from dcgan.artifacts import save_npz
 from dcgan.cli import run
 from dcgan.evaluation import METRICS, evaluate
 from dcgan.params import parse_section
-from dcgan.report import render
+from dcgan.report import markdown
 from tiny import TINY, tiny_params, write_params
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "stages"))
@@ -99,7 +99,7 @@ def test_report_links_only_files_that_exist(workspace):
     (reports / "progress.png").unlink()
     recipe = json.loads((workspace / "models" / "recipe.json").read_text())
     scores = json.loads((reports / "metrics.json").read_text())
-    assert "progress.png" not in render(recipe, scores, reports)
+    assert "progress.png" not in markdown(recipe, scores, reports)
 
 
 @pytest.mark.parametrize("breakage, message", [

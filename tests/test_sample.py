@@ -6,11 +6,11 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from dcgan import training
+from dcgan import train_outputs, training
 from dcgan.cli import run
 from dcgan.errors import DataError
 from dcgan.params import parse_section, resolve_preset
-from dcgan.sampling import generate, load_generator, sample_latents
+from dcgan.sampling import draw_samples, load_generator, sample_latents
 from tiny import tiny_params, write_params
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "stages"))
@@ -25,9 +25,9 @@ def models_dir(tmp_path_factory):
     model, train = resolve_preset(parse_section("model", params["model"]),
                                   parse_section("train", params["train"]))
     images = np.random.default_rng(0).integers(0, 256, (32, 32, 32, 3), dtype=np.uint8)
-    result = training.train(images, model, train, root / "checkpoints",
+    result = training.fit(images, model, train, root / "checkpoints",
                             training.fingerprint_of(model, train, "d"))
-    training.save_outputs(result, root / "models")
+    train_outputs.save_outputs(result, root / "models")
     return root / "models"
 
 
@@ -40,8 +40,8 @@ def test_latent_i_depends_only_on_seed_and_i():
 
 def test_samples_do_not_depend_on_batch_size(models_dir):
     generator = load_generator(models_dir / "generator.keras")
-    one, latents_one = generate(generator, 13, seed=7, batch_size=1, pixel_range="symmetric")
-    many, latents_many = generate(generator, 13, seed=7, batch_size=5, pixel_range="symmetric")
+    one, latents_one = draw_samples(generator, 13, seed=7, batch_size=1, pixel_range="symmetric")
+    many, latents_many = draw_samples(generator, 13, seed=7, batch_size=5, pixel_range="symmetric")
     assert one.dtype == np.uint8 and one.shape == (13, 32, 32, 3)
     assert np.array_equal(latents_one, latents_many)
     # Batch size changes only the floating-point order of the matrix products.

@@ -13,7 +13,10 @@ import numpy as np
 import pytest
 import tensorflow as tf
 
-from dcgan import training
+from dcgan import train_log, training
+from dcgan.dataset import make_dataset
+from dcgan.engine import resolve_engine
+from dcgan.gan import GAN
 from dcgan.artifacts import save_npz
 from dcgan.errors import ParamsError, TrainingError
 from dcgan.models import build_discriminator, build_generator
@@ -65,8 +68,8 @@ def test_network_shapes(preset):
 @pytest.mark.parametrize("preset", ["chollet", "compact"])
 def test_each_step_moves_only_its_own_network(preset):
     model, train = recipe(model__preset=preset)
-    gan = training.GAN(model, train, training.resolve_engine(train))
-    batch = next(iter(training.make_dataset(random_images(), train, model.latent_dim, 0)))
+    gan = GAN(model, train, resolve_engine(train))
+    batch = next(iter(make_dataset(random_images(), train, model.latent_dim, 0)))
     generator_before, discriminator_before = weights(gan.generator), weights(gan.discriminator)
 
     metrics = gan.discriminator_step(batch)
@@ -86,12 +89,12 @@ def test_books_data_order_is_sequential_and_shuffled_order_is_a_permutation():
                                                                           np.uint8)
     model, train = recipe(train__batch_size=8, train__iterations=6, train__pixel_range="unit")
     first_pixels = [np.rint(np.asarray(b["real"])[:, 0, 0, 0] * 255).astype(int)
-                    for b in training.make_dataset(images, train, 8, 0)]
+                    for b in make_dataset(images, train, 8, 0)]
     assert np.concatenate(first_pixels).tolist() == list(range(24)) * 2
     model, train = recipe(train__batch_size=8, train__iterations=3, train__shuffle=True,
                           train__pixel_range="unit")
     epoch = np.concatenate([np.rint(np.asarray(b["real"])[:, 0, 0, 0] * 255).astype(int)
-                            for b in training.make_dataset(images, train, 8, 0)])
+                            for b in make_dataset(images, train, 8, 0)])
     assert sorted(epoch.tolist()) == list(range(24)) and epoch.tolist() != list(range(24))
 
 
@@ -100,9 +103,9 @@ def test_six_steps_equal_three_then_resume_then_three(tmp_path, preset):
     model, train = recipe(model__preset=preset)
     fingerprint = training.fingerprint_of(model, train, "data")
     images = random_images()
-    whole = training.train(images, model, train, tmp_path / "a", fingerprint)
-    training.train(images, model, train, tmp_path / "b", fingerprint, stop_after=3)
-    resumed = training.train(images, model, train, tmp_path / "b", fingerprint)
+    whole = training.fit(images, model, train, tmp_path / "a", fingerprint)
+    training.fit(images, model, train, tmp_path / "b", fingerprint, stop_after=3)
+    resumed = training.fit(images, model, train, tmp_path / "b", fingerprint)
     assert resumed.resumed_from == 3
     assert [r["step"] for r in resumed.log_rows] == [1, 2, 3, 4, 5, 6]
     for left, right in zip(whole.log_rows, resumed.log_rows):
@@ -115,10 +118,10 @@ def test_six_steps_equal_three_then_resume_then_three(tmp_path, preset):
 def test_checkpoint_with_other_params_is_not_resumed(tmp_path, caplog):
     model, train = recipe()
     images = random_images()
-    training.train(images, model, train, tmp_path, training.fingerprint_of(model, train, "d"),
+    training.fit(images, model, train, tmp_path, training.fingerprint_of(model, train, "d"),
                    stop_after=3)
     model, train = recipe(train__d_learning_rate=0.001)
-    result = training.train(images, model, train, tmp_path,
+    result = training.fit(images, model, train, tmp_path,
                             training.fingerprint_of(model, train, "d"))
     assert result.resumed_from == 0
     assert "train.d_learning_rate was 0.0008, now 0.001" in caplog.text
@@ -127,17 +130,17 @@ def test_checkpoint_with_other_params_is_not_resumed(tmp_path, caplog):
 
 def test_nan_loss_stops_with_the_step_named_and_keeps_last_good_checkpoint(tmp_path,
                                                                          monkeypatch):
-    original = training.GAN.generator_step
+    original = GAN.generator_step
 
     def poisoned(self, batch):
         # The fifth step's loss is NaN, whatever the network does.
         g_loss = original(self, batch)["g_loss"]
         return {"g_loss": tf.where(self.step_counter >= 4, float("nan"), g_loss)}
 
-    monkeypatch.setattr(training.GAN, "generator_step", poisoned)
+    monkeypatch.setattr(GAN, "generator_step", poisoned)
     model, train = recipe(train__iterations=12, train__checkpoint_every=2, train__log_every=3)
     with pytest.raises(TrainingError, match=r"NaN or infinite at step 5;"):
-        training.train(random_images(), model, train, tmp_path,
+        training.fit(random_images(), model, train, tmp_path,
                        training.fingerprint_of(model, train, "d"))
     assert json.loads((tmp_path / "latest.json").read_text())["step"] == 4
     assert [p.name for p in tmp_path.glob("ckpt-*")] == ["ckpt-00000004"]
@@ -177,7 +180,7 @@ def test_stage_writes_models_only_when_training_completes(tmp_path):
     assert {p.name for p in models.iterdir()} == {
         "generator.keras", "discriminator.keras", "train_log.csv", "snapshots", "recipe.json"}
     rows = list(csv.DictReader((models / "train_log.csv").open()))
-    assert list(rows[0]) == list(training.LOG_COLUMNS)
+    assert list(rows[0]) == list(train_log.COLUMNS)
     assert [int(r["step"]) for r in rows] == [1, 2, 3, 4, 5, 6]
     assert len(list((models / "snapshots").glob("step_*.png"))) == 3
     recipe_json = json.loads((models / "recipe.json").read_text())

@@ -1,0 +1,58 @@
+"""The tf.data input pipeline: one batch per step, with every random number that step draws."""
+
+from __future__ import annotations
+
+import numpy as np
+import tensorflow as tf
+
+from dcgan import pixels
+from dcgan.augment import NOISE_DIM
+from dcgan.params import TrainParams
+
+# Streams of the stateless random numbers drawn for every step.
+STREAMS = ("z_d", "z_g", "aug_real", "aug_fake_d", "aug_fake_g", "noise_real", "noise_fake")
+
+
+def make_dataset(images: np.ndarray, train_params: TrainParams, latent_dim: int,
+                 start_step: int, replicas: int = 1) -> tf.data.Dataset:
+    """Yields one batch per step from `start_step` on, with every random number it needs.
+
+    Each element is a dict: `real` (the step's real images as floats), the latent vectors
+    `z_d` and `z_g`, augmentation noise `aug_*` and label noise `noise_*`. Everything is a pure
+    function of (seed, step), so a resumed run sees exactly the batches an uninterrupted one
+    would. The book's order (`shuffle` false) walks the images in order, epoch after epoch.
+    """
+    num_images, batch = len(images), train_params.batch_size
+    steps_per_epoch = num_images // batch
+    images_tensor = tf.constant(images)
+    seed = tf.constant([train_params.seed, 0], tf.int64)
+
+    def batch_for_step(step):
+        epoch, position = step // steps_per_epoch, step % steps_per_epoch
+        order = tf.range(num_images, dtype=tf.int64)
+        if train_params.shuffle:
+            key = tf.random.experimental.stateless_fold_in(seed, epoch)
+            order = tf.random.experimental.stateless_shuffle(order, seed=key)
+        indices = order[position * batch:(position + 1) * batch]
+        real = pixels.to_float(tf.gather(images_tensor, indices), train_params.pixel_range)
+        key = tf.random.experimental.stateless_fold_in(seed, step + 1)
+        keys = tf.random.experimental.stateless_split(key, len(STREAMS))
+        draws = {"real": real}
+        for i, name in enumerate(STREAMS):
+            if name.startswith("z_"):
+                draws[name] = tf.random.stateless_normal((batch, latent_dim), seed=keys[i])
+            elif name.startswith("aug_"):
+                draws[name] = tf.random.stateless_uniform((batch, NOISE_DIM), seed=keys[i])
+            else:
+                draws[name] = tf.random.stateless_uniform((batch, 1), seed=keys[i])
+        return draws
+
+    dataset = tf.data.Dataset.range(start_step, train_params.iterations).map(
+        batch_for_step, num_parallel_calls=tf.data.AUTOTUNE, deterministic=True)
+    if replicas > 1:
+        # Rebatching gives the batch a static size, which tf.distribute needs to split it
+        # into one consecutive slice per replica.
+        dataset = dataset.unbatch().batch(batch, drop_remainder=True)
+    options = tf.data.Options()
+    options.deterministic = True
+    return dataset.prefetch(tf.data.AUTOTUNE).with_options(options)

@@ -1,0 +1,150 @@
+"""The GAN: both networks, their optimizers, the moving average and the compiled training step."""
+
+from __future__ import annotations
+
+import keras
+import numpy as np
+import tensorflow as tf
+
+from dcgan.augment import diff_augment
+from dcgan.engine import Engine
+from dcgan.errors import TrainingError
+from dcgan.losses import make_loss
+from dcgan.models import build_discriminator, build_generator
+from dcgan.params import ModelParams, TrainParams
+from dcgan.sampling import generate_images
+
+
+def make_optimizer(train_params: TrainParams, learning_rate: float, mixed: bool):
+    """The optimizer `train_params.optimizer` names, wrapped for loss scaling under float16."""
+    clip = {"clipvalue": train_params.clipvalue} if train_params.clipvalue > 0 else {}
+    if train_params.optimizer == "rmsprop":
+        optimizer = keras.optimizers.RMSprop(learning_rate, **clip)
+    else:
+        optimizer = keras.optimizers.Adam(learning_rate, beta_1=train_params.beta_1, **clip)
+    return keras.optimizers.LossScaleOptimizer(optimizer) if mixed else optimizer
+
+
+class GAN:
+    """The networks, their optimizers and the compiled training step."""
+
+    def __init__(self, model_params: ModelParams, train_params: TrainParams, engine: Engine):
+        self.model_params, self.train_params, self.engine = model_params, train_params, engine
+        self.loss = make_loss(train_params.loss, train_params.label_noise)
+        self.policies = train_params.augment_policies
+        if engine.mixed_precision:
+            keras.mixed_precision.set_global_policy("mixed_float16")
+        keras.utils.set_random_seed(train_params.seed)
+        with engine.strategy.scope():
+            self.generator = build_generator(model_params)
+            self.discriminator = build_discriminator(model_params)
+            self.ema_generator = None
+            if train_params.ema > 0:
+                self.ema_generator = build_generator(model_params)
+                self.ema_generator.set_weights(self.generator.get_weights())
+            self.d_optimizer = make_optimizer(train_params, train_params.d_learning_rate,
+                                              engine.mixed_precision)
+            self.g_optimizer = make_optimizer(train_params, train_params.g_learning_rate,
+                                              engine.mixed_precision)
+            self.d_optimizer.build(self.discriminator.trainable_variables)
+            self.g_optimizer.build(self.generator.trainable_variables)
+        # The step counter and the first step with a non-finite loss live on the device, so
+        # that the loop need not wait for every step's losses to check them.
+        self.step_counter = tf.Variable(0, dtype=tf.int64, trainable=False)
+        self.first_bad_step = tf.Variable(-1, dtype=tf.int64, trainable=False)
+        self._replica_step = tf.function(self._train_replica, jit_compile=engine.jit_compile)
+        self.step_fn = tf.function(self._train_step)
+
+    @property
+    def sampler(self) -> keras.Model:
+        """The generator that makes samples: the moving average where one is kept."""
+        return self.ema_generator or self.generator
+
+    def state(self) -> dict[str, list]:
+        """Every variable a resumed run needs, by owner."""
+        parts = {"generator": self.generator.variables,
+                 "discriminator": self.discriminator.variables,
+                 "d_optimizer": self.d_optimizer.variables,
+                 "g_optimizer": self.g_optimizer.variables}
+        if self.ema_generator is not None:
+            parts["ema_generator"] = self.ema_generator.variables
+        return parts
+
+    def _augment(self, images, noise):
+        return diff_augment(images, noise, self.policies) if self.policies else images
+
+    def discriminator_step(self, batch) -> dict:
+        """One update of the discriminator on fakes and reals; the generator stays fixed."""
+        real = batch["real"]
+        size = tf.shape(real)[0]
+        fake = tf.cast(self.generator(batch["z_d"], training=True), tf.float32)
+        images = tf.concat([self._augment(fake, batch["aug_fake_d"]),
+                            self._augment(real, batch["aug_real"])], axis=0)
+        with tf.GradientTape() as tape:
+            logits = tf.cast(self.discriminator(images, training=True), tf.float32)
+            fake_logits, real_logits = logits[:size], logits[size:]
+            d_loss = self.loss.d_sum(real_logits, fake_logits, batch["noise_real"],
+                                     batch["noise_fake"]) / self.train_params.batch_size
+            scaled = self.d_optimizer.scale_loss(d_loss)
+        variables = self.discriminator.trainable_variables
+        self.d_optimizer.apply(tape.gradient(scaled, variables), variables)
+        sign = 1.0 if self.loss.real_is_positive else -1.0
+        return {"d_loss": d_loss,
+                "d_real_accuracy": self._fraction(sign * real_logits > 0),
+                "d_fake_accuracy": self._fraction(sign * fake_logits < 0)}
+
+    def generator_step(self, batch) -> dict:
+        """One update of the generator through the discriminator, which stays frozen."""
+        with tf.GradientTape() as tape:
+            fake = tf.cast(self.generator(batch["z_g"], training=True), tf.float32)
+            logits = tf.cast(
+                self.discriminator(self._augment(fake, batch["aug_fake_g"]), training=True),
+                tf.float32)
+            g_loss = self.loss.g_sum(logits) / self.train_params.batch_size
+            scaled = self.g_optimizer.scale_loss(g_loss)
+        variables = self.generator.trainable_variables
+        self.g_optimizer.apply(tape.gradient(scaled, variables), variables)
+        return {"g_loss": g_loss}
+
+    def _fraction(self, condition):
+        # A share of the global batch, so that replicas' shares add up.
+        return tf.reduce_sum(tf.cast(condition, tf.float32)) / self.train_params.batch_size
+
+    def _train_replica(self, batch):
+        return {**self.discriminator_step(batch), **self.generator_step(batch)}
+
+    def _train_step(self, iterator):
+        strategy = self.engine.strategy
+        per_replica = strategy.run(self._replica_step, args=(next(iterator),))
+        metrics = {name: strategy.reduce(tf.distribute.ReduceOp.SUM, value, axis=None)
+                   for name, value in per_replica.items()}
+        self.step_counter.assign_add(1)
+        finite = tf.math.is_finite(metrics["d_loss"]) & tf.math.is_finite(metrics["g_loss"])
+        self.first_bad_step.assign(tf.where(
+            (self.first_bad_step < 0) & tf.logical_not(finite), self.step_counter,
+            self.first_bad_step))
+        if self.ema_generator is not None:
+            # The average starts by following the generator closely and slows to the set
+            # decay, so that early snapshots and short runs are not dominated by the random
+            # initial weights (the warm-up of tf.train.ExponentialMovingAverage).
+            steps = tf.cast(self.step_counter, tf.float32)
+            decay = tf.minimum(self.train_params.ema, (1.0 + steps) / (10.0 + steps))
+            for average, weight in zip(self.ema_generator.variables,
+                                       self.generator.variables):
+                if weight.trainable:
+                    average.assign(decay * average + (1.0 - decay) * weight)
+                else:
+                    average.assign(weight)
+        return metrics
+
+    def raise_if_diverged(self) -> None:
+        """Raises TrainingError naming the first step whose loss was NaN or infinite."""
+        bad = int(self.first_bad_step.numpy())
+        if bad >= 0:
+            raise TrainingError(
+                f"train: the loss became NaN or infinite at step {bad}; stopped, and the last "
+                "good checkpoint is kept. Lower the learning rates or turn on train.clipvalue")
+
+    def generate(self, latents: np.ndarray) -> np.ndarray:
+        """Images of the sampling generator for `latents`, as uint8."""
+        return generate_images(self.sampler, latents, self.train_params.pixel_range)
