@@ -45,7 +45,7 @@ def main() -> None:
     started = time.perf_counter()
     evaluate(samples, train, reference, params)
     seconds = time.perf_counter() - started
-    print(f"\n| samples | reference | train | SWD patches/image | projections | seconds |")
+    print("\n| samples | reference | train | SWD patches/image | projections | seconds |")
     print("| ---: | ---: | ---: | ---: | ---: | ---: |")
     print(f"| {args.samples} | {args.reference} | {args.train} | "
           f"{params.swd_patches_per_image} | {params.swd_projections} | {seconds:.1f} |")

@@ -12,7 +12,6 @@ are written side by side to --out.
 from __future__ import annotations
 
 import argparse
-import dataclasses
 import os
 import sys
 import tempfile
@@ -26,23 +25,12 @@ import numpy as np  # noqa: E402
 from dcgan import grids, training  # noqa: E402
 from dcgan.evaluation import METRICS, evaluate  # noqa: E402
 from dcgan.images import read_image_folder  # noqa: E402
-from dcgan.params import (TrainParams, load_section, parse_section,  # noqa: E402
-                          read_params_file, resolve_preset)
+from dcgan.params import load_sections  # noqa: E402
+from dcgan.recipes import load_recipe  # noqa: E402
 from dcgan.report import inception_model_for  # noqa: E402
 from dcgan.sampling import draw_samples  # noqa: E402
 
 RECIPES = (("book (chollet)", "chollet"), ("default (compact)", "compact"))
-
-
-def preset_recipe(params_path: Path, preset: str):
-    """The preset's recipe, with the machinery keys (seed, logging, devices) of params.yaml."""
-    raw = read_params_file(params_path)
-    model = {key: None for key in raw["model"]} | {"preset": preset}
-    train = dict(raw["train"])
-    preset_keys = [f.name for f in dataclasses.fields(TrainParams)
-                   if f.metadata["preset"]]
-    train.update({key: None for key in preset_keys})
-    return resolve_preset(parse_section("model", model), parse_section("train", train))
 
 
 def main() -> None:
@@ -55,16 +43,15 @@ def main() -> None:
 
     import logging
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(name)s: %(message)s")
-    prepare = load_section(args.params, "prepare")
-    sample = load_section(args.params, "sample")
-    evaluate_params = load_section(args.params, "evaluate")
+    prepare, sample, evaluate_params = load_sections(args.params, "prepare", "sample",
+                                                     "evaluate")
     train_images, reference = read_image_folder(
         args.images_dir, holdout_fraction=prepare.holdout_fraction, seed=prepare.seed)
     inception_model, inception_note = inception_model_for(evaluate_params.inception)
 
     results, pictures = [], []
-    for name, preset in RECIPES:
-        model, train = preset_recipe(args.params, preset)
+    for name, recipe in RECIPES:
+        model, train = load_recipe(recipe, args.params)
         with tempfile.TemporaryDirectory() as folder:
             result = training.fit(train_images, model, train, folder,
                                   training.fingerprint_of(model, train, "bench"),

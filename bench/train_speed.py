@@ -29,9 +29,10 @@ from dcgan.dataset import make_dataset  # noqa: E402
 from dcgan.engine import resolve_engine  # noqa: E402
 from dcgan.gan import GAN  # noqa: E402
 from dcgan.models import build_discriminator, build_generator  # noqa: E402
-from dcgan.params import PRESETS, parse_section, resolve_preset  # noqa: E402
+from dcgan.recipes import load_recipe  # noqa: E402
 
 BATCH = 20
+PARAMS = Path(__file__).resolve().parents[1] / "params.yaml"
 
 
 def conv_flops(model: keras.Model) -> float:
@@ -57,19 +58,17 @@ def step_flops(generator, discriminator, batch: int) -> float:
     return batch * (g + 2 * d * 3) + batch * 3 * (g + d)
 
 
-def recipe(preset: str, **train_overrides):
-    model = {"preset": preset, "latent_dim": None, "width": None, "dropout": None,
-             "spectral_norm": None}
-    train = {key: None for key in PRESETS[preset]["train"]} | {
-        "seed": 0, "log_every": 100, "snapshot_every": 10**9, "checkpoint_every": 10**9,
+def recipe(name: str, **train_overrides):
+    """A recipe from recipes/, timed without logging, snapshots or checkpoints in the way."""
+    return load_recipe(name, PARAMS, **({
+        "log_every": 100, "snapshot_every": 10**9, "checkpoint_every": 10**9,
         "deterministic": False, "jit_compile": "auto", "mixed_precision": "auto",
-        "distribute": "off"} | train_overrides
-    return resolve_preset(parse_section("model", model), parse_section("train", train))
+        "distribute": "off"} | train_overrides))
 
 
-def time_project_step(images, preset, steps, warmup, **overrides) -> tuple[float, float]:
+def time_project_step(images, name, steps, warmup, **overrides) -> tuple[float, float]:
     """Seconds per step of this project's compiled step, and its FLOPs per step."""
-    model, train = recipe(preset, iterations=warmup + steps, **overrides)
+    model, train = recipe(name, iterations=warmup + steps, **overrides)
     gan = GAN(model, train, resolve_engine(train))
     iterator = iter(make_dataset(images, train, model.latent_dim, 0))
     for _ in range(warmup):
@@ -182,7 +181,7 @@ def main() -> None:
 
     print(f"\ndevice: {device}; TensorFlow {tf.__version__}; conv ceiling "
           f"{ceiling:.0f} GFLOP/s (5x5 256->256 Conv2D, 32x32, batch 20)\n")
-    print(f"| what | s/step | images/s | GFLOP/step | GFLOP/s | of ceiling |")
+    print("| what | s/step | images/s | GFLOP/step | GFLOP/s | of ceiling |")
     print("| --- | ---: | ---: | ---: | ---: | ---: |")
     for name, seconds, batch, flops in rows:
         achieved = flops / seconds / 1e9

@@ -31,7 +31,7 @@ class GAN:
     def __init__(self, model_params: ModelParams, train_params: TrainParams, engine: Engine):
         self.model_params, self.train_params, self.engine = model_params, train_params, engine
         self.loss = make_loss(train_params.loss, train_params.label_noise)
-        self.policies = train_params.augment_policies
+        self.policies = train_params.augment
         if engine.mixed_precision:
             keras.mixed_precision.set_global_policy("mixed_float16")
         keras.utils.set_random_seed(train_params.seed)

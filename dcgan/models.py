@@ -1,4 +1,4 @@
-"""The generator and discriminator networks, one builder per `model.preset`."""
+"""The generator and discriminator networks, one builder per `model.architecture`."""
 
 from __future__ import annotations
 
@@ -78,15 +78,15 @@ def _l2_normalize(x):
 
 
 def build_generator(params: ModelParams) -> keras.Model:
-    """Builds the generator for `params.preset`: latent vectors in, tanh images out."""
-    if params.preset == "chollet":
+    """Builds the generator for `params.architecture`: latent vectors in, tanh images out."""
+    if params.architecture == "chollet":
         return _chollet_generator(params.latent_dim, params.width)
     return _compact_generator(params.latent_dim, params.width)
 
 
 def build_discriminator(params: ModelParams) -> keras.Model:
-    """Builds the discriminator for `params.preset`: images in, one logit per image out."""
-    if params.preset == "chollet":
+    """Builds the discriminator for `params.architecture`: images in, one logit per image out."""
+    if params.architecture == "chollet":
         return _chollet_discriminator(params.width, params.dropout)
     return _compact_discriminator(params.width, params.dropout, params.spectral_norm)
 

@@ -21,10 +21,14 @@ SWITCH = ("auto", "on", "off")
 
 
 def spec(*, choices=None, low=None, high=None, low_open=False, high_open=False,
-         pattern=None, preset=False, doc=""):
-    """Declares a params key: its allowed values and whether `null` means the preset's value."""
+         pattern=None, recipe=False, doc=""):
+    """Declares a params key: its allowed values, and whether it belongs to a recipe.
+
+    Recipe keys are those a file under recipes/ sets (see dcgan.recipes); the others say how
+    a run is carried out (seeds, logging, devices) and stay as params.yaml has them.
+    """
     return field(metadata=dict(choices=choices, low=low, high=high, low_open=low_open,
-                               high_open=high_open, pattern=pattern, preset=preset, doc=doc))
+                               high_open=high_open, pattern=pattern, recipe=recipe, doc=doc))
 
 
 @dataclass(frozen=True)
@@ -44,30 +48,34 @@ class PrepareParams:
 
 @dataclass(frozen=True)
 class ModelParams:
-    preset: str = spec(choices=("compact", "chollet"))
-    latent_dim: Optional[int] = spec(low=1, preset=True)
-    width: Optional[int] = spec(low=1, preset=True)
-    dropout: Optional[float] = spec(low=0.0, high=1.0, high_open=True, preset=True)
-    spectral_norm: Optional[bool] = spec(preset=True)
+    architecture: str = spec(choices=("compact", "chollet"), recipe=True)
+    latent_dim: int = spec(low=1, recipe=True)
+    width: int = spec(low=1, recipe=True)
+    dropout: float = spec(low=0.0, high=1.0, high_open=True, recipe=True)
+    spectral_norm: bool = spec(recipe=True)
+
+    def validate(self) -> None:
+        if self.architecture == "chollet" and self.spectral_norm:
+            raise ParamsError("model.spectral_norm: the chollet architecture has no spectral "
+                              "normalisation; set it to false or use model.architecture compact")
 
 
 @dataclass(frozen=True)
 class TrainParams:
-    iterations: Optional[int] = spec(low=1, preset=True)
-    batch_size: Optional[int] = spec(low=1, preset=True)
-    optimizer: Optional[str] = spec(choices=("rmsprop", "adam"), preset=True)
-    d_learning_rate: Optional[float] = spec(low=0.0, low_open=True, preset=True)
-    g_learning_rate: Optional[float] = spec(low=0.0, low_open=True, preset=True)
-    beta_1: Optional[float] = spec(low=0.0, high=1.0, high_open=True, preset=True)
-    clipvalue: Optional[float] = spec(low=0.0, preset=True, doc="0 turns clipping off")
-    loss: Optional[str] = spec(choices=("book", "nonsaturating", "hinge"), preset=True)
-    label_noise: Optional[float] = spec(low=0.0, high=1.0, preset=True)
-    pixel_range: Optional[str] = spec(choices=("symmetric", "unit"), preset=True)
-    shuffle: Optional[bool] = spec(preset=True)
-    ema: Optional[float] = spec(low=0.0, high=1.0, high_open=True, preset=True,
-                                doc="0 turns the moving average off")
-    augment: Optional[str] = spec(preset=True, doc="'none' or a comma list of "
-                                  + ", ".join(AUGMENT_POLICIES))
+    iterations: int = spec(low=1, recipe=True)
+    batch_size: int = spec(low=1, recipe=True)
+    optimizer: str = spec(choices=("rmsprop", "adam"), recipe=True)
+    d_learning_rate: float = spec(low=0.0, low_open=True, recipe=True)
+    g_learning_rate: float = spec(low=0.0, low_open=True, recipe=True)
+    beta_1: float = spec(low=0.0, high=1.0, high_open=True, recipe=True, doc="adam only")
+    clipvalue: float = spec(low=0.0, recipe=True, doc="0 turns clipping off")
+    loss: str = spec(choices=("book", "nonsaturating", "hinge"), recipe=True)
+    label_noise: float = spec(low=0.0, high=1.0, recipe=True)
+    pixel_range: str = spec(choices=("symmetric", "unit"), recipe=True)
+    shuffle: bool = spec(recipe=True)
+    ema: float = spec(low=0.0, high=1.0, high_open=True, recipe=True,
+                      doc="0 turns the moving average off")
+    augment: tuple[str, ...] = spec(choices=AUGMENT_POLICIES, recipe=True)
     seed: int = spec(low=0)
     log_every: int = spec(low=1)
     snapshot_every: int = spec(low=1)
@@ -78,19 +86,12 @@ class TrainParams:
     distribute: str = spec(choices=("auto", "off"))
 
     def validate(self) -> None:
-        if self.augment is not None:
-            names = [] if self.augment == "none" else self.augment.split(",")
-            unknown = [n for n in names if n.strip() not in AUGMENT_POLICIES]
-            if not names and self.augment != "none" or unknown:
-                raise ParamsError(
-                    f"train.augment: expected 'none' or a comma list of "
-                    f"{', '.join(AUGMENT_POLICIES)}, found {self.augment!r}")
-
-    @property
-    def augment_policies(self) -> tuple[str, ...]:
-        if not self.augment or self.augment == "none":
-            return ()
-        return tuple(name.strip() for name in self.augment.split(","))
+        if self.loss == "hinge" and self.label_noise > 0:
+            raise ParamsError("train.label_noise: must be 0 with train.loss 'hinge', which has "
+                              "no labels to add noise to")
+        if self.augment and self.pixel_range != "symmetric":
+            raise ParamsError("train.augment: DiffAugment works on [-1, 1] images; set "
+                              "train.pixel_range to 'symmetric' or train.augment to []")
 
 
 @dataclass(frozen=True)
@@ -110,29 +111,6 @@ class EvaluateParams:
     grid_size: int = spec(low=1, high=32)
 
 
-# The recipes a `model.preset` stands for. A null key in params.yaml takes the preset's value.
-PRESETS: dict[str, dict[str, dict[str, Any]]] = {
-    # Chollet, Deep Learning with Python, section 8.5, exactly as written there
-    # (except pixel_range, see README).
-    "chollet": {
-        "model": dict(latent_dim=32, width=128, dropout=0.4, spectral_norm=False),
-        "train": dict(iterations=10000, batch_size=20, optimizer="rmsprop",
-                      d_learning_rate=0.0008, g_learning_rate=0.0004, beta_1=0.9,
-                      clipvalue=1.0, loss="book", label_noise=0.05, pixel_range="symmetric",
-                      shuffle=False, ema=0.0, augment="none"),
-    },
-    # A DCGAN sized for a CPU budget, with the levers that helped on the 5000 frogs: see the
-    # README's "Recipes" section for what each one did.
-    "compact": {
-        "model": dict(latent_dim=128, width=32, dropout=0.0, spectral_norm=False),
-        "train": dict(iterations=5000, batch_size=64, optimizer="adam",
-                      d_learning_rate=0.0002, g_learning_rate=0.0002, beta_1=0.5,
-                      clipvalue=0.0, loss="nonsaturating", label_noise=0.0,
-                      pixel_range="symmetric", shuffle=True, ema=0.995,
-                      augment="translation,cutout"),
-    },
-}
-
 SECTIONS = {
     "prepare": PrepareParams,
     "model": ModelParams,
@@ -140,6 +118,14 @@ SECTIONS = {
     "sample": SampleParams,
     "evaluate": EvaluateParams,
 }
+
+
+def recipe_keys(section: str) -> tuple[str, ...]:
+    """The keys of `section` that a recipe file sets."""
+    return tuple(f.name for f in dataclasses.fields(SECTIONS[section]) if f.metadata["recipe"])
+
+
+_TYPE_NAMES = {int: "an integer", float: "a number", str: "a string", bool: "true or false"}
 
 
 def _describe(meta: dict, type_name: str) -> str:
@@ -155,13 +141,24 @@ def _describe(meta: dict, type_name: str) -> str:
     return " ".join(parts)
 
 
+def _check_list(key: str, value: Any, meta: dict) -> tuple:
+    expected = "a list of " + ", ".join(repr(c) for c in meta["choices"]) + " (or [])"
+    if not isinstance(value, list) or not all(isinstance(item, str) for item in value):
+        raise ParamsError(f"{key}: expected {expected}, found {value!r}")
+    unknown = [item for item in value if item not in meta["choices"]]
+    if unknown or len(set(value)) != len(value):
+        raise ParamsError(f"{key}: expected {expected}, each at most once, found {value!r}")
+    return tuple(value)
+
+
 def _check_value(key: str, value: Any, annotation: Any, meta: dict) -> Any:
+    if typing.get_origin(annotation) is tuple:
+        return _check_list(key, value, meta)
     base = annotation
     optional = typing.get_origin(annotation) is typing.Union
     if optional:
         base = next(a for a in typing.get_args(annotation) if a is not type(None))
-    type_name = {int: "an integer", float: "a number", str: "a string", bool: "true or false"}[base]
-    expected = _describe(meta, type_name)
+    expected = _describe(meta, _TYPE_NAMES[base])
     if value is None:
         if optional:
             return None
@@ -189,14 +186,14 @@ def _check_value(key: str, value: Any, annotation: Any, meta: dict) -> Any:
     return value
 
 
-def parse_section(section: str, raw: Any, cls: type | None = None):
+def parse_section(section: str, raw: Any):
     """Turns one params.yaml section (a mapping) into its frozen dataclass.
 
     Raises:
-        ParamsError: the section is missing or not a mapping, or a key is unknown, missing,
-            of the wrong type or out of range. The message names the key.
+        ParamsError: the section is not a mapping, or a key is unknown, missing, of the wrong
+            type or out of range. The message names the key.
     """
-    cls = cls or SECTIONS[section]
+    cls = SECTIONS[section]
     if not isinstance(raw, dict):
         raise ParamsError(f"{section}: expected a mapping of keys, found {raw!r}")
     fields = {f.name: f for f in dataclasses.fields(cls)}
@@ -219,7 +216,13 @@ def parse_section(section: str, raw: Any, cls: type | None = None):
 
 
 def read_params_file(path: str | os.PathLike) -> dict:
-    # YAML 1.2, as DVC reads and writes params.yaml: `off` stays a string after `-S`.
+    """Reads a params file as YAML 1.2, as DVC reads and writes params.yaml.
+
+    Under YAML 1.2, `off` stays a string after `dvc exp run -S train.jit_compile=off`.
+
+    Raises:
+        ParamsError: the file is missing, not valid YAML or not a mapping.
+    """
     from ruamel.yaml import YAML, YAMLError
 
     path = Path(path)
@@ -234,35 +237,16 @@ def read_params_file(path: str | os.PathLike) -> dict:
     return data
 
 
-def load_section(path: str | os.PathLike, section: str):
-    """Reads `section` of the params file at `path` into its dataclass."""
+def load_sections(path: str | os.PathLike, *sections: str) -> tuple:
+    """Reads the named sections of the params file at `path`, each into its dataclass.
+
+    A stage reads exactly the sections dvc.yaml declares for it, through this function.
+
+    Raises:
+        ParamsError: the file or a section is missing, or a value is bad (see parse_section).
+    """
     data = read_params_file(path)
-    if section not in data:
-        raise ParamsError(f"{section}: missing section in {path}")
-    return parse_section(section, data[section])
-
-
-def resolve_preset(model: ModelParams, train: TrainParams) -> tuple[ModelParams, TrainParams]:
-    """Fills every null preset-backed key with the value of `model.preset`."""
-    preset = PRESETS[model.preset]
-
-    def fill(params, section):
-        values = {}
-        for f in dataclasses.fields(params):
-            value = getattr(params, f.name)
-            if value is None and f.metadata["preset"]:
-                value = preset[section][f.name]
-            values[f.name] = value
-        return dataclasses.replace(params, **values)
-
-    return fill(model, "model"), fill(train, "train")
-
-
-def load_recipe(path: str | os.PathLike) -> tuple[ModelParams, TrainParams]:
-    """Reads the `model` and `train` sections and resolves them against the preset."""
-    data = read_params_file(path)
-    for section in ("model", "train"):
+    for section in sections:
         if section not in data:
             raise ParamsError(f"{section}: missing section in {path}")
-    return resolve_preset(parse_section("model", data["model"]),
-                          parse_section("train", data["train"]))
+    return tuple(parse_section(section, data[section]) for section in sections)

@@ -13,7 +13,7 @@ from dcgan.snapshots import read_snapshots
 from dcgan.train_log import read_train_log
 
 RECIPE_KEYS = (
-    ("model", "preset"), ("model", "width"), ("model", "latent_dim"),
+    ("model", "architecture"), ("model", "width"), ("model", "latent_dim"),
     ("train", "iterations"), ("train", "batch_size"), ("train", "optimizer"),
     ("train", "d_learning_rate"), ("train", "g_learning_rate"), ("train", "loss"),
     ("train", "augment"), ("train", "ema"), ("train", "pixel_range"), ("train", "seed"),

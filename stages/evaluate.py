@@ -19,11 +19,11 @@ def main(argv=None) -> None:
     args = parser.parse_args(argv)
 
     from dcgan.artifacts import load_images
-    from dcgan.params import load_section
+    from dcgan.params import load_sections
     from dcgan.report import write_reports
     from dcgan.train_outputs import read_recipe
 
-    params = load_section(args.params, "evaluate")
+    (params,) = load_sections(args.params, "evaluate")
     prepared = Path(args.prepared)
     write_reports(
         samples=load_images(args.samples),

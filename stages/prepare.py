@@ -13,7 +13,7 @@ quiet_tensorflow()  # Before anything below can import TensorFlow.
 
 from dcgan import cifar, images  # noqa: E402
 from dcgan.artifacts import atomic_path, check_images, save_npz  # noqa: E402
-from dcgan.params import PrepareParams, load_section  # noqa: E402
+from dcgan.params import PrepareParams, load_sections  # noqa: E402
 
 logger = logging.getLogger("dcgan.prepare")
 
@@ -34,7 +34,7 @@ def main(argv: Sequence[str] | None = None) -> None:
                         help="the folder to write train.npz and test.npz to")
     args = parser.parse_args(argv)
 
-    params = load_section(args.params, "prepare")
+    (params,) = load_sections(args.params, "prepare")
     training_images, reference = load_split(params)
     check_images(training_images, "prepared training images")
     check_images(reference, "prepared reference images")

@@ -22,11 +22,11 @@ def main(argv=None) -> None:
     from PIL import Image
 
     from dcgan.artifacts import atomic_path, save_npz
-    from dcgan.params import load_section
+    from dcgan.params import load_sections
     from dcgan.sampling import draw_samples, load_generator
     from dcgan.train_outputs import GENERATOR, read_recipe
 
-    params = load_section(args.params, "sample")
+    (params,) = load_sections(args.params, "sample")
     recipe = read_recipe(args.models)
     generator = load_generator(Path(args.models) / GENERATOR)
     images, latents = draw_samples(generator, params.num_samples, params.seed,

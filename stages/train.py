@@ -19,11 +19,11 @@ def main(argv=None) -> None:
     args = parser.parse_args(argv)
 
     from dcgan import artifacts
-    from dcgan.params import load_recipe
+    from dcgan.params import load_sections
     from dcgan.train_outputs import save_outputs
     from dcgan.training import fingerprint_of, fit
 
-    model_params, train_params = load_recipe(args.params)
+    model_params, train_params = load_sections(args.params, "model", "train")
     images = artifacts.load_images(args.data)
     fingerprint = fingerprint_of(model_params, train_params, artifacts.file_digest(args.data))
     result = fit(images, model_params, train_params, args.checkpoints, fingerprint,

@@ -18,14 +18,13 @@ tf.config.set_logical_device_configuration(cpu, [tf.config.LogicalDeviceConfigur
 sys.path.insert(0, {tests!r})
 from tiny import tiny_params
 from dcgan import training
-from dcgan.params import parse_section, resolve_preset
+from dcgan.params import parse_section
 images = np.random.default_rng(0).integers(0, 256, (64, 32, 32, 3), dtype=np.uint8)
 runs = {{}}
 for mode in ("off", "auto"):
-    params = tiny_params(model__preset={preset!r}, model__dropout=0.0, train__iterations=4,
+    params = tiny_params({recipe!r}, model__dropout=0.0, train__iterations=4,
                          train__distribute=mode, train__deterministic=False)
-    model, train = resolve_preset(parse_section("model", params["model"]),
-                                  parse_section("train", params["train"]))
+    model, train = parse_section("model", params["model"]), parse_section("train", params["train"])
     result = training.fit(images, model, train, {folder!r} + mode,
                             training.fingerprint_of(model, train, "d"))
     runs[mode] = {{"devices": result.gan.engine.replicas,
@@ -37,9 +36,9 @@ print(json.dumps(runs))
 TOLERANCE = 1e-5
 
 
-@pytest.mark.parametrize("preset", ["chollet", "compact"])
-def test_two_devices_match_one_device(tmp_path, preset):
-    script = SCRIPT.format(tests=str(Path(__file__).parent), preset=preset,
+@pytest.mark.parametrize("recipe", ["chollet", "compact"])
+def test_two_devices_match_one_device(tmp_path, recipe):
+    script = SCRIPT.format(tests=str(Path(__file__).parent), recipe=recipe,
                            folder=str(tmp_path / "checkpoints-"))
     result = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True,
                             timeout=300)

@@ -2,8 +2,6 @@
 
 import json
 import re
-import sys
-from pathlib import Path
 
 import numpy as np
 import pytest
@@ -14,10 +12,8 @@ from dcgan.cli import run
 from dcgan.evaluation import METRICS, evaluate
 from dcgan.params import parse_section
 from dcgan.report import markdown
+from stages import evaluate as evaluate_stage
 from tiny import TINY, tiny_params, write_params
-
-sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "stages"))
-import evaluate as evaluate_stage  # noqa: E402
 
 LOG = ("step,d_loss,g_loss,d_real_accuracy,d_fake_accuracy,seconds\n"
        "1,0.7,0.69,0.5,0.5,0.1\n2,0.6,0.8,0.6,0.7,0.2\n")
@@ -39,11 +35,11 @@ def workspace(tmp_path):
     for step in (1, 2):
         grids.save_png(models / "snapshots" / f"step_{step:08d}.png",
                        np.concatenate(list(images(3, step)), axis=1), scale=1)
-    recipe = {"model": {"preset": "chollet", "width": 4, "latent_dim": 8},
-              "train": {key: 1 for key in TINY["train"]} | {"pixel_range": "symmetric"},
+    params = tiny_params()
+    recipe = {"model": params["model"], "train": params["train"],
               "engine": {"devices": 1}, "seconds": 1.5}
     (models / "recipe.json").write_text(json.dumps(recipe))
-    write_params(tmp_path / "params.yaml", tiny_params())
+    write_params(tmp_path / "params.yaml", params)
     return tmp_path
 
 

@@ -1,18 +1,75 @@
-"""The params loader: typed sections, presets, and one clear message per bad value."""
+"""The params loader and the recipes: typed sections, every value explicit, clear messages."""
 
 import pytest
+import yaml
 
 from dcgan.errors import ParamsError
-from dcgan.params import PRESETS, load_recipe, load_section, parse_section, resolve_preset
+from dcgan.params import load_sections, parse_section, read_params_file, recipe_keys
+from dcgan.recipes import exp_run_command, read_recipe, recipe_path
 from tiny import TINY, tiny_params, write_params
 
+SECTIONS = ("prepare", "model", "train", "sample", "evaluate")
 
-def test_committed_params_file_loads_every_section():
-    for section in ("prepare", "model", "train", "sample", "evaluate"):
-        assert load_section("params.yaml", section) is not None
-    model, train = load_recipe("params.yaml")
-    assert model.preset == "compact"
-    assert None not in (train.iterations, train.batch_size, model.latent_dim)
+
+def test_committed_params_file_states_every_model_and_train_value():
+    raw = read_params_file("params.yaml")
+    for section in ("model", "train"):
+        nulls = [key for key, value in raw[section].items() if value is None]
+        assert not nulls, f"{section} keys left null: {nulls}"
+    prepare, model, train, sample, evaluate = load_sections("params.yaml", *SECTIONS)
+    assert (model.architecture, train.batch_size) == ("compact", 64)
+
+
+def test_params_file_runs_the_default_recipe_file():
+    # The default recipe lives in two places on purpose: params.yaml runs it, recipes/ names
+    # it. This keeps them from drifting apart.
+    raw = read_params_file("params.yaml")
+    compact = read_params_file("recipes/compact.yaml")
+    for section in ("model", "train"):
+        assert {key: raw[section][key] for key in recipe_keys(section)} == compact[section]
+
+
+def test_chollet_recipe_is_the_books():
+    recipe = read_recipe(recipe_path("chollet"), "params.yaml")
+    model, train = (parse_section(s, {**TINY[s], **recipe[s]}) for s in ("model", "train"))
+    assert (model.architecture, model.latent_dim, model.width, model.dropout) == (
+        "chollet", 32, 128, 0.4)
+    assert (train.iterations, train.batch_size, train.optimizer) == (10000, 20, "rmsprop")
+    assert (train.d_learning_rate, train.g_learning_rate, train.clipvalue) == (0.0008, 0.0004, 1.0)
+    assert (train.label_noise, train.loss, train.shuffle) == (0.05, "book", False)
+    assert (train.ema, train.augment) == (0.0, ())
+
+
+def test_recipe_becomes_one_dvc_override_per_key():
+    recipe = read_recipe(recipe_path("compact"), "params.yaml")
+    command = exp_run_command(recipe, ["--queue"])
+    assert command[:3] == ["dvc", "exp", "run"] and command[-1] == "--queue"
+    overrides = command[4:-1:2]
+    assert len(overrides) == len(recipe_keys("model")) + len(recipe_keys("train"))
+    assert "train.augment=[translation,cutout]" in overrides
+    assert "model.spectral_norm=false" in overrides and "train.d_learning_rate=0.0002" in overrides
+
+
+@pytest.mark.parametrize("change, words", [
+    (lambda r: r["train"].pop("ema"), "train.ema: missing key"),
+    (lambda r: r["train"].update(seed=3), "train.seed: not a recipe key"),
+    (lambda r: r["model"].update(width=0), "model.width: expected an integer >= 1"),
+    (lambda r: r.update(sample={}), "unknown section 'sample'"),
+])
+def test_bad_recipe_files_are_named_with_the_key(tmp_path, change, words):
+    recipe = yaml.safe_load(open("recipes/compact.yaml"))
+    change(recipe)
+    path = tmp_path / "mine.yaml"
+    path.write_text(yaml.safe_dump(recipe))
+    with pytest.raises(ParamsError, match=words) as error:
+        read_recipe(path, "params.yaml")
+    assert str(error.value).startswith(str(path))
+
+
+def test_unknown_recipe_lists_the_known_ones():
+    with pytest.raises(ParamsError, match=r"recipe not found; the recipes in recipes/ are: "
+                                          r"chollet, compact"):
+        read_recipe(recipe_path("stylegan"), "params.yaml")
 
 
 def test_sections_are_frozen():
@@ -21,32 +78,17 @@ def test_sections_are_frozen():
         params.seed = 3
 
 
-def test_chollet_preset_is_the_books_recipe():
-    model, train = resolve_preset(
-        parse_section("model", dict(TINY["model"], latent_dim=None, width=None)),
-        parse_section("train", dict(TINY["train"], iterations=None, batch_size=None)))
-    assert (model.latent_dim, model.width, model.dropout) == (32, 128, 0.4)
-    assert (train.iterations, train.batch_size, train.optimizer) == (10000, 20, "rmsprop")
-    assert (train.d_learning_rate, train.g_learning_rate, train.clipvalue) == (0.0008, 0.0004, 1.0)
-    assert (train.label_noise, train.loss, train.shuffle) == (0.05, "book", False)
-    assert (train.ema, train.augment_policies) == (0.0, ())
-
-
-def test_explicit_value_overrides_preset():
-    model, train = resolve_preset(parse_section("model", TINY["model"]),
-                                  parse_section("train", dict(TINY["train"], ema=0.5)))
-    assert train.ema == 0.5 and model.width == 4
-    assert PRESETS["chollet"]["train"]["ema"] == 0.0
-
-
 @pytest.mark.parametrize("section, key, value, words", [
     ("train", "d_learning_rate", -0.1, "train.d_learning_rate: expected a number > 0.0"),
     ("train", "iterations", 0, "train.iterations: expected an integer >= 1"),
     ("train", "iterations", 2.5, "train.iterations: expected an integer"),
+    ("train", "iterations", None, "train.iterations: expected an integer >= 1, found null"),
     ("train", "deterministic", "yes", "train.deterministic: expected true or false"),
-    ("model", "preset", "stylegan", "model.preset: expected one of 'compact', 'chollet'"),
+    ("model", "architecture", "stylegan", "model.architecture: expected one of 'compact'"),
     ("train", "loss", "wgan", "train.loss: expected one of"),
-    ("train", "augment", "color,blur", "train.augment: expected 'none' or a comma list"),
+    ("train", "augment", ["color", "blur"], "train.augment: expected a list of 'color'"),
+    ("train", "augment", "color", "train.augment: expected a list of 'color'"),
+    ("train", "augment", ["color", "color"], "train.augment: expected a list of .* at most once"),
     ("prepare", "md5", "abc", "prepare.md5: expected a string (32 lowercase hex digits)"),
     ("prepare", "class_name", "toad", "prepare.class_name: expected one of 'airplane'"),
     ("prepare", "holdout_fraction", 1.0, "prepare.holdout_fraction: expected a number"),
@@ -54,22 +96,32 @@ def test_explicit_value_overrides_preset():
     ("evaluate", "inception", "maybe", "evaluate.inception: expected one of 'auto'"),
 ])
 def test_bad_value_is_rejected_with_the_key_named(section, key, value, words):
-    with pytest.raises(ParamsError) as error:
-        parse_section(section, dict(TINY[section], **{key: value}))
-    assert str(error.value).startswith(words)
+    with pytest.raises(ParamsError, match="^" + words.replace("(", r"\(").replace(")", r"\)")):
+        parse_section(section, dict(tiny_params()[section], **{key: value}))
+
+
+@pytest.mark.parametrize("overrides, words", [
+    ({"model__spectral_norm": True}, "model.spectral_norm: the chollet architecture has no"),
+    ({"train__loss": "hinge"}, "train.label_noise: must be 0 with train.loss 'hinge'"),
+    ({"train__augment": ["cutout"], "train__pixel_range": "unit"}, "train.augment: DiffAugment"),
+])
+def test_contradictory_values_are_rejected_before_any_work(tmp_path, overrides, words):
+    path = write_params(tmp_path / "params.yaml", tiny_params(**overrides))
+    with pytest.raises(ParamsError, match="^" + words):
+        load_sections(path, "model", "train")
 
 
 def test_unknown_and_missing_keys_are_rejected(tmp_path):
     with pytest.raises(ParamsError, match=r"^train\.learning_rate: unknown key; allowed keys"):
-        parse_section("train", dict(TINY["train"], learning_rate=0.1))
-    raw = dict(TINY["train"])
+        parse_section("train", dict(tiny_params()["train"], learning_rate=0.1))
+    raw = dict(tiny_params()["train"])
     del raw["seed"]
     with pytest.raises(ParamsError, match=r"^train\.seed: missing key"):
         parse_section("train", raw)
     params = tiny_params()
     del params["sample"]
     with pytest.raises(ParamsError, match=r"^sample: missing section"):
-        load_section(write_params(tmp_path / "params.yaml", params), "sample")
+        load_sections(write_params(tmp_path / "params.yaml", params), "sample")
 
 
 def test_images_source_needs_a_folder():
@@ -81,6 +133,6 @@ def test_unreadable_params_file(tmp_path):
     bad = tmp_path / "params.yaml"
     bad.write_text("train: [unclosed")
     with pytest.raises(ParamsError, match="not valid YAML"):
-        load_section(bad, "train")
+        load_sections(bad, "train")
     with pytest.raises(ParamsError, match="params file not found"):
-        load_section(tmp_path / "missing.yaml", "train")
+        load_sections(tmp_path / "missing.yaml", "train")

@@ -1,7 +1,5 @@
 """The sample stage: reproducible samples, PNG files, clear errors on a bad generator."""
 
-import sys
-from pathlib import Path
 
 import numpy as np
 import pytest
@@ -9,21 +7,18 @@ import pytest
 from dcgan import train_outputs, training
 from dcgan.cli import run
 from dcgan.errors import DataError
-from dcgan.params import parse_section, resolve_preset
+from dcgan.params import parse_section
 from dcgan.sampling import draw_samples, load_generator, sample_latents
+from stages import sample as sample_stage
 from tiny import tiny_params, write_params
-
-sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "stages"))
-import sample as sample_stage  # noqa: E402
 
 
 @pytest.fixture(scope="module")
 def models_dir(tmp_path_factory):
     """A tiny trained generator saved the way the train stage saves it."""
     root = tmp_path_factory.mktemp("trained")
-    params = tiny_params(model__preset="compact", train__iterations=2)
-    model, train = resolve_preset(parse_section("model", params["model"]),
-                                  parse_section("train", params["train"]))
+    params = tiny_params("compact", train__iterations=2)
+    model, train = parse_section("model", params["model"]), parse_section("train", params["train"])
     images = np.random.default_rng(0).integers(0, 256, (32, 32, 32, 3), dtype=np.uint8)
     result = training.fit(images, model, train, root / "checkpoints",
                             training.fingerprint_of(model, train, "d"))

@@ -14,26 +14,23 @@ import pytest
 import tensorflow as tf
 
 from dcgan import train_log, training
+from dcgan.artifacts import save_npz
+from dcgan.cli import run
 from dcgan.dataset import make_dataset
 from dcgan.engine import resolve_engine
+from dcgan.errors import TrainingError
 from dcgan.gan import GAN
-from dcgan.artifacts import save_npz
-from dcgan.errors import ParamsError, TrainingError
 from dcgan.models import build_discriminator, build_generator
-from dcgan.params import parse_section, resolve_preset
+from dcgan.params import parse_section
+from stages import train as train_stage
 from tiny import tiny_params, write_params
 
 REPO = Path(__file__).resolve().parents[1]
-sys.path.insert(0, str(REPO / "stages"))
-import train as train_stage  # noqa: E402
-
-from dcgan.cli import run  # noqa: E402
 
 
-def recipe(**overrides):
-    params = tiny_params(**overrides)
-    return resolve_preset(parse_section("model", params["model"]),
-                          parse_section("train", params["train"]))
+def recipe(name="chollet", **overrides):
+    params = tiny_params(name, **overrides)
+    return parse_section("model", params["model"]), parse_section("train", params["train"])
 
 
 def random_images(count=64, seed=0):
@@ -55,9 +52,9 @@ def test_books_networks_have_the_books_parameter_counts():
     assert discriminator.count_params() == 790_913
 
 
-@pytest.mark.parametrize("preset", ["chollet", "compact"])
-def test_network_shapes(preset):
-    model, _ = recipe(model__preset=preset)
+@pytest.mark.parametrize("name", ["chollet", "compact"])
+def test_network_shapes(name):
+    model, _ = recipe(name)
     generator, discriminator = build_generator(model), build_discriminator(model)
     images = generator(np.zeros((3, 8), np.float32))
     assert images.shape == (3, 32, 32, 3)
@@ -65,9 +62,9 @@ def test_network_shapes(preset):
     assert discriminator(images).shape == (3, 1)
 
 
-@pytest.mark.parametrize("preset", ["chollet", "compact"])
-def test_each_step_moves_only_its_own_network(preset):
-    model, train = recipe(model__preset=preset)
+@pytest.mark.parametrize("name", ["chollet", "compact"])
+def test_each_step_moves_only_its_own_network(name):
+    model, train = recipe(name)
     gan = GAN(model, train, resolve_engine(train))
     batch = next(iter(make_dataset(random_images(), train, model.latent_dim, 0)))
     generator_before, discriminator_before = weights(gan.generator), weights(gan.discriminator)
@@ -98,9 +95,9 @@ def test_books_data_order_is_sequential_and_shuffled_order_is_a_permutation():
     assert sorted(epoch.tolist()) == list(range(24)) and epoch.tolist() != list(range(24))
 
 
-@pytest.mark.parametrize("preset", ["chollet", "compact"])
-def test_six_steps_equal_three_then_resume_then_three(tmp_path, preset):
-    model, train = recipe(model__preset=preset)
+@pytest.mark.parametrize("name", ["chollet", "compact"])
+def test_six_steps_equal_three_then_resume_then_three(tmp_path, name):
+    model, train = recipe(name)
     fingerprint = training.fingerprint_of(model, train, "data")
     images = random_images()
     whole = training.fit(images, model, train, tmp_path / "a", fingerprint)
@@ -159,7 +156,8 @@ def run_stage(tmp_path, params, *extra):
 @pytest.mark.parametrize("overrides, message", [
     ({"train__batch_size": 65}, "error: train.batch_size: 65 is larger than the 64 training"),
     ({"train__iterations": 0}, "error: train.iterations: expected an integer >= 1, found 0"),
-    ({"model__preset": "big"}, "error: model.preset: expected one of 'compact', 'chollet'"),
+    ({"model__architecture": "big"},
+     "error: model.architecture: expected one of 'compact', 'chollet'"),
     ({"train__g_learning_rate": -1}, "error: train.g_learning_rate: expected a number > 0.0"),
     ({"train__mixed_precision": "on"}, "error: train.mixed_precision: 'on' needs a GPU"),
 ])
@@ -198,9 +196,10 @@ def test_kill_9_loses_only_the_steps_since_the_last_checkpoint(tmp_path):
     killed.mkdir()
     write_params(killed / "params.yaml", params)
     save_npz(killed / "train.npz", images=random_images())
-    command = [sys.executable, str(REPO / "stages" / "train.py"),
-               "--params", "params.yaml", "--data", "train.npz"]
-    process = subprocess.Popen(command, cwd=killed, stderr=subprocess.DEVNULL)
+    command = [sys.executable, "-m", "stages.train", "--params", str(killed / "params.yaml"),
+               "--data", str(killed / "train.npz"), "--checkpoints", str(killed / "checkpoints"),
+               "--out", str(killed / "models")]
+    process = subprocess.Popen(command, cwd=REPO, stderr=subprocess.DEVNULL)
     pointer = killed / "checkpoints" / "latest.json"
     deadline = time.monotonic() + 120
     while time.monotonic() < deadline and process.poll() is None:
@@ -222,7 +221,7 @@ def test_kill_9_loses_only_the_steps_since_the_last_checkpoint(tmp_path):
 def test_spectrally_normalised_discriminator_saves_and_loads_whole(tmp_path):
     import keras
 
-    model, train = recipe(model__preset="compact", model__spectral_norm=True)
+    model, train = recipe("compact", model__spectral_norm=True)
     discriminator = build_discriminator(model)
     images = np.random.default_rng(0).uniform(-1, 1, (4, 32, 32, 3)).astype(np.float32)
     discriminator(images, training=True)  # one power iteration moves the singular vectors
