@@ -38,7 +38,7 @@ def project(tmp_path_factory):
     root = tmp_path_factory.mktemp("project")
     archive = build_cifar_archive(root.parent / "archive" / "cifar-10-binary.tar.gz",
                                   records_per_batch=40)
-    for name in ("dcgan", "stages"):
+    for name in ("dcgan", "stages", "recipes"):
         shutil.copytree(REPO / name, root / name, ignore=shutil.ignore_patterns("__pycache__"))
     for name in ("dvc.yaml", ".gitignore", ".dvcignore"):
         shutil.copy(REPO / name, root / name)
@@ -83,10 +83,25 @@ def test_metrics_show_and_params_diff(project):
     sh(root, "git", "checkout", "params.yaml")
 
 
-def test_sweep_on_the_experiment_queue(project):
+def test_queue_runs_each_experiment_with_its_own_params_code_and_recipe(project):
     root, _ = project
     for rate in ("0.001", "0.0001"):
         sh(root, "dvc", "exp", "run", "--queue", "-S", f"train.g_learning_rate={rate}")
+    # A code change queued, then undone in the workspace: the experiment must run the code of
+    # its own commit, which DVC hashed, not the workspace's or an installed copy's.
+    sampling = root / "dcgan" / "sampling.py"
+    original = sampling.read_text()
+    sampling.write_text(original.replace(
+        "    return pixels.to_uint8(output, pixel_range)",
+        "    return np.zeros_like(pixels.to_uint8(output, pixel_range))"))
+    sh(root, "dvc", "exp", "run", "--queue", "-n", "blank-samples")
+    sampling.write_text(original)
+    # A recipe of one's own, queued with the one command that applies a recipe.
+    recipe = yaml.safe_load((REPO / "recipes" / "compact.yaml").read_text())
+    recipe["model"].update(latent_dim=6, width=4)
+    recipe["train"].update(iterations=4, batch_size=4, d_learning_rate=0.0005)
+    (root / "mine.yaml").write_text(yaml.safe_dump(recipe))
+    sh(root, sys.executable, "-m", "dcgan.recipes", "mine.yaml", "--queue", "-n", "mine")
     try:
         sh(root, "dvc", "queue", "start", "--jobs", "1")
         deadline = time.monotonic() + 240
@@ -105,12 +120,42 @@ def test_sweep_on_the_experiment_queue(project):
         for experiment in baseline.get("experiments") or []:
             for revision in experiment["revs"]:
                 data = revision["data"]
-                rate = data["params"]["params.yaml"]["data"]["train"]["g_learning_rate"]
+                params = data["params"]["params.yaml"]["data"]
                 metrics = data["metrics"]["reports/metrics.json"]["data"]
-                experiments[rate] = metrics
-    assert set(experiments) == {0.001, 0.0001}
-    assert all(m["num_samples"] == 24 and "swd_32" in m for m in experiments.values())
-    assert experiments[0.001]["g_loss"] != experiments[0.0001]["g_loss"]
+                experiments[revision["name"]] = (params, metrics)
+    by_rate = {params["train"]["g_learning_rate"]: metrics
+               for params, metrics in experiments.values()}
+    assert {0.001, 0.0001} <= set(by_rate)
+    assert all(m["num_samples"] == 24 and "swd_32" in m for _, m in experiments.values())
+    assert by_rate[0.001]["g_loss"] != by_rate[0.0001]["g_loss"]
+    # Blank samples are all alike: the queued code ran. The workspace's code would not do it.
+    assert experiments["blank-samples"][1]["diversity"] == 0
+    assert by_rate[0.001]["diversity"] > 0
+    # Every value of the recipe is what the experiment's params.yaml shows and ran with.
+    params = experiments["mine"][0]
+    assert {key: params["model"][key] for key in recipe["model"]} == recipe["model"]
+    assert {key: params["train"][key] for key in recipe["train"]} == recipe["train"]
+    assert experiments["mine"][1]["num_samples"] == 24
+
+
+def test_editing_any_file_a_stage_runs_marks_that_stage_changed(project):
+    root, _ = project
+    stages = yaml.safe_load((root / "dvc.yaml").read_text())["stages"]
+    code = sorted({dep for stage in stages.values() for dep in stage["deps"]
+                   if dep.endswith(".py")})
+    originals = {path: (root / path).read_text() for path in code}
+    try:
+        for path in code:
+            (root / path).write_text(originals[path] + "\n# edited\n")
+        status = json.loads(sh(root, "dvc", "status", "--json"))
+    finally:
+        for path, text in originals.items():
+            (root / path).write_text(text)
+    for name, stage in stages.items():
+        changed = {dep for entry in status[name] if "changed deps" in entry
+                   for dep in entry["changed deps"]}
+        assert {dep for dep in stage["deps"] if dep.endswith(".py")} <= changed, name
+    assert "up to date" in sh(root, "dvc", "status").lower()
 
 
 def test_push_and_pull_through_a_local_remote(project, tmp_path):
