@@ -25,6 +25,8 @@ logger = logging.getLogger(__name__)
 
 # Seconds between progress lines in the log when no progress bar shows.
 LOG_INTERVAL = 15
+# Params that say how often to write things down, not what to compute.
+CADENCE_KEYS = ("log_every", "snapshot_every", "checkpoint_every")
 
 
 def check_batch_size(train_params: TrainParams, num_images: int, engine: Engine) -> None:
@@ -126,9 +128,14 @@ def fit(images: np.ndarray, model_params: ModelParams, train_params: TrainParams
 
 def fingerprint_of(model_params: ModelParams, train_params: TrainParams,
                    data_digest: str) -> dict:
-    """What a checkpoint must match to be resumed: every param that changes the run."""
+    """What a checkpoint must match to be resumed: every param that changes the computation.
+
+    How often a run logs, snapshots and checkpoints changes nothing it computes, so a run
+    resumes across changes of those.
+    """
     train_values = dataclasses.asdict(train_params)
-    train_values.pop("checkpoint_every")
+    for key in CADENCE_KEYS:
+        train_values.pop(key)
     fingerprint = {"model": dataclasses.asdict(model_params), "train": train_values,
                    "data": data_digest}
     # As JSON stores it (tuples become lists), so that a saved one compares equal.

@@ -125,6 +125,18 @@ def test_checkpoint_with_other_params_is_not_resumed(tmp_path, caplog):
     assert "starting fresh" in caplog.text
 
 
+def test_checkpoint_resumes_when_only_the_logging_cadence_changed(tmp_path):
+    model, train = recipe()
+    images = random_images()
+    training.fit(images, model, train, tmp_path, training.fingerprint_of(model, train, "d"),
+                 stop_after=3)
+    model, train = recipe(train__log_every=2, train__snapshot_every=3,
+                          train__checkpoint_every=2)
+    result = training.fit(images, model, train, tmp_path,
+                          training.fingerprint_of(model, train, "d"))
+    assert result.resumed_from == 3
+
+
 def test_nan_loss_stops_with_the_step_named_and_keeps_last_good_checkpoint(tmp_path,
                                                                          monkeypatch):
     original = GAN.generator_step
