@@ -40,7 +40,13 @@ def load_square(path: Path, size: int = IMAGE_SIZE) -> np.ndarray:
             # times the final size keeps the antialiasing of the resize below while sparing
             # full decodes of large photos.
             image.draft("RGB", (4 * size, 4 * size))
-            image = ImageOps.exif_transpose(image).convert("RGB")
+            sixteen_bit_grey = _is_sixteen_bit_grey(image)
+            if not sixteen_bit_grey and image.mode in ("I", "F"):
+                raise DataError(f"{path}: {image.format} image of 32-bit mode {image.mode!r}, "
+                                f"whose pixel range is unknown; save it as an 8- or 16-bit PNG "
+                                f"or as a JPEG")
+            image = ImageOps.exif_transpose(image)
+            image = _scale_to_8_bits(image) if sixteen_bit_grey else image.convert("RGB")
             width, height = image.size
             side = min(width, height)
             left, top = (width - side) // 2, (height - side) // 2
@@ -52,6 +58,21 @@ def load_square(path: Path, size: int = IMAGE_SIZE) -> np.ndarray:
     except (OSError, ValueError, SyntaxError, Image.DecompressionBombError) as error:
         raise DataError(f"{path}: not a readable image ({' '.join(str(error).split())}); "
                         f"remove or replace the file") from None
+
+
+def _is_sixteen_bit_grey(image: Image.Image) -> bool:
+    # Pillow opens a 16-bit greyscale PNG as mode "I;16", or as "I" before Pillow 10.3, and its
+    # convert("RGB") clips those values at 255 instead of scaling them. A 16-bit colour PNG, or
+    # greyscale with alpha, needs nothing: Pillow opens it as RGB or RGBA holding the high
+    # byte of each sample, which is within one level of scaling.
+    return (image.mode in ("I;16", "I;16B", "I;16L")
+            or (image.mode == "I" and image.format == "PNG"))
+
+
+def _scale_to_8_bits(image: Image.Image) -> Image.Image:
+    """Turns 16-bit greyscale into 8-bit RGB: round(value * 255 / 65535), that is value / 257."""
+    samples = np.asarray(image).astype(np.uint32)
+    return Image.fromarray(((samples + 128) // 257).astype(np.uint8)).convert("RGB")
 
 
 def read_image_folder(path: str | os.PathLike, *, holdout_fraction: float,

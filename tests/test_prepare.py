@@ -18,7 +18,8 @@ from dcgan.artifacts import load_images
 from dcgan.cifar import download_archive, read_cifar10_class
 from dcgan.cli import run
 from dcgan.errors import DataError
-from dcgan.images import read_image_folder
+from dcgan.images import load_square, read_image_folder
+from png_files import CHANNELS, GREY, GREY_ALPHA, RGB, RGB_ALPHA, write_png
 
 REPO = Path(__file__).resolve().parents[1]
 
@@ -327,6 +328,35 @@ def test_a_truncated_image_is_named(tmp_path):
     (tmp_path / "b.png").write_bytes(buffer.getvalue()[:300])
     with pytest.raises(DataError, match="b.png: not a readable image"):
         read_image_folder(tmp_path, holdout_fraction=0.5, seed=0)
+
+
+# A 32x32 ramp over the whole 16-bit range, so that loading it involves no resizing.
+RAMP_16_BIT = np.linspace(0, 65535, 32 * 32).round().astype(np.uint16).reshape(32, 32)
+
+
+@pytest.mark.parametrize("color_type", [GREY, GREY_ALPHA, RGB, RGB_ALPHA],
+                         ids=["grey", "grey_alpha", "rgb", "rgb_alpha"])
+def test_16_bit_pngs_are_scaled_to_8_bits(tmp_path, color_type):
+    samples = np.repeat(RAMP_16_BIT[..., None], CHANNELS[color_type], axis=2)
+    if color_type in (GREY_ALPHA, RGB_ALPHA):
+        samples[..., -1] = 65535  # Opaque, so that the alpha channel changes nothing.
+    path = tmp_path / "ramp.png"
+    write_png(path, 32, 32, 16, color_type, (row.astype(">u2").tobytes() for row in samples))
+
+    found = load_square(path)
+    expected = np.rint(RAMP_16_BIT / 65535 * 255)
+    assert found.shape == (32, 32, 3)
+    assert np.abs(found - expected[..., None]).max() <= 1
+    # Only the last sample of the ramp is white; clipping instead of scaling made most of them so.
+    assert (found == 255).all(axis=2).sum() <= 4
+
+
+def test_32_bit_samples_of_unknown_range_are_refused(tmp_path):
+    # Pillow goes by content, not by name, so a floating-point TIFF can pass for a PNG.
+    path = tmp_path / "depth.png"
+    Image.new("F", (8, 8), 1234.5).save(path, format="TIFF")
+    with pytest.raises(DataError, match="depth.png: TIFF image of 32-bit mode 'F'"):
+        load_square(path)
 
 
 def test_image_folder_stage_failure_leaves_no_output(tmp_path, capsys):
