@@ -5,6 +5,7 @@ from __future__ import annotations
 import logging
 import os
 import sys
+import warnings
 from pathlib import Path
 
 import numpy as np
@@ -17,6 +18,11 @@ log = logging.getLogger(__name__)
 
 IMAGE_SIZE = 32
 EXTENSIONS = (".png", ".jpg", ".jpeg")
+# The most pixels decoded for one image, 8192x8192: more than an 8K video frame (33 million)
+# or a 61-megapixel camera's photo, which as a JPEG is decoded at 1/8 scale anyway. Pillow
+# keeps 4 bytes per RGB or RGBA pixel, so one image then takes at most 270 MB before its
+# conversion to RGB, and the limit stays under the 89 million pixels at which Pillow warns.
+MAX_PIXELS = 8192 * 8192
 
 
 def find_images(folder: Path) -> list[Path]:
@@ -32,14 +38,27 @@ def load_square(path: Path, size: int = IMAGE_SIZE) -> np.ndarray:
     """Loads one image as uint8 RGB (size, size, 3): centre-cropped, then resized antialiased.
 
     Raises:
-        DataError: the file cannot be decoded as an image.
+        DataError: the file cannot be decoded as an image, would decode to more than
+            MAX_PIXELS pixels, or holds 32-bit samples of unknown range.
     """
     try:
-        with Image.open(path) as image:
+        # Pillow warns as it opens an image over its own size limit; the check against
+        # MAX_PIXELS below refuses such an image instead, in words that say what to do.
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore", Image.DecompressionBombWarning)
+            image = Image.open(path)
+        with image:
             # A JPEG can decode straight at 1/2, 1/4 or 1/8 scale; asking for at least four
             # times the final size keeps the antialiasing of the resize below while sparing
             # full decodes of large photos.
             image.draft("RGB", (4 * size, 4 * size))
+            # The size comes from the file's header, and for a JPEG from the scale chosen
+            # above, so an image too large is refused before any of it is decoded.
+            width, height = image.size
+            if width * height > MAX_PIXELS:
+                raise DataError(f"{path}: {width}x{height} pixels, over the limit of "
+                                f"{MAX_PIXELS} pixels decoded per image; scale it down or "
+                                f"remove it")
             sixteen_bit_grey = _is_sixteen_bit_grey(image)
             if not sixteen_bit_grey and image.mode in ("I", "F"):
                 raise DataError(f"{path}: {image.format} image of 32-bit mode {image.mode!r}, "
@@ -55,7 +74,12 @@ def load_square(path: Path, size: int = IMAGE_SIZE) -> np.ndarray:
                                      box=(left, top, left + side, top + side),
                                      reducing_gap=3.0)
             return np.asarray(image, dtype=np.uint8)
-    except (OSError, ValueError, SyntaxError, Image.DecompressionBombError) as error:
+    except Image.DecompressionBombError:
+        # Pillow refuses, as it opens them, images of more than twice its warning size.
+        raise DataError(f"{path}: more than {2 * Image.MAX_IMAGE_PIXELS} pixels, over the "
+                        f"limit of {MAX_PIXELS} pixels decoded per image; scale it down or "
+                        f"remove it") from None
+    except (OSError, ValueError, SyntaxError) as error:
         raise DataError(f"{path}: not a readable image ({' '.join(str(error).split())}); "
                         f"remove or replace the file") from None
 

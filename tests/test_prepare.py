@@ -11,15 +11,17 @@ from pathlib import Path
 import numpy as np
 import pytest
 import yaml
-from PIL import Image
+from PIL import Image, ImageFile
 
+import dcgan.images
 from cifar_archive import build_cifar_archive, encode_batch
 from dcgan.artifacts import load_images
 from dcgan.cifar import download_archive, read_cifar10_class
 from dcgan.cli import run
 from dcgan.errors import DataError
 from dcgan.images import load_square, read_image_folder
-from png_files import CHANNELS, GREY, GREY_ALPHA, RGB, RGB_ALPHA, write_png
+from png_files import (CHANNELS, GREY, GREY_ALPHA, RGB, RGB_ALPHA, write_blank_png,
+                       write_png)
 
 REPO = Path(__file__).resolve().parents[1]
 
@@ -357,6 +359,75 @@ def test_32_bit_samples_of_unknown_range_are_refused(tmp_path):
     Image.new("F", (8, 8), 1234.5).save(path, format="TIFF")
     with pytest.raises(DataError, match="depth.png: TIFF image of 32-bit mode 'F'"):
         load_square(path)
+
+
+def refuse_decoding(monkeypatch) -> list[tuple[int, int]]:
+    """Makes every Pillow decode fail, and returns the list of the sizes it was asked for."""
+    decoded = []
+
+    def load(image):
+        decoded.append(image.size)
+        raise AssertionError(f"a {image.size} image was decoded")
+
+    monkeypatch.setattr(ImageFile.ImageFile, "load", load)
+    return decoded
+
+
+# Sizes just over the limit, over the size at which Pillow warns (89 million pixels), and over
+# the size at which it refuses to open a file (179 million). Blank 1-bit PNGs of these sizes
+# take a few kilobytes.
+HUGE_SIZES = [(8193, 8192), (12000, 12000), (14000, 14000)]
+
+
+@pytest.mark.filterwarnings("error")
+@pytest.mark.parametrize("width, height", HUGE_SIZES,
+                         ids=["over_limit", "over_pillow_warning", "over_pillow_error"])
+def test_an_image_over_the_pixel_limit_is_refused_before_decoding(tmp_path, monkeypatch,
+                                                                  width, height):
+    assert dcgan.images.MAX_PIXELS < 8193 * 8192
+    path = tmp_path / "huge.png"
+    write_blank_png(path, width, height)
+    decoded = refuse_decoding(monkeypatch)
+
+    with pytest.raises(DataError) as caught:
+        load_square(path)
+    message = str(caught.value)
+    assert message.startswith(f"{path}: ")
+    size = f"{width}x{height}" if width * height <= 2 * Image.MAX_IMAGE_PIXELS else "more than"
+    assert size in message and f"limit of {dcgan.images.MAX_PIXELS} pixels" in message
+    assert "scale it down" in message and "\n" not in message
+    assert decoded == []
+
+
+def test_the_pixel_limit_applies_to_the_size_a_jpeg_is_decoded_at(tmp_path, monkeypatch):
+    monkeypatch.setattr(dcgan.images, "MAX_PIXELS", 200 * 200)
+    picture = solid((30, 60, 90), (1024, 1024))
+    picture.save(tmp_path / "big.jpg")
+    picture.save(tmp_path / "big.png")
+    solid((30, 60, 90), (200, 200)).save(tmp_path / "at_the_limit.png")
+    solid((30, 60, 90), (201, 200)).save(tmp_path / "over_the_limit.png")
+
+    # A JPEG decodes at 1/8 scale here, 128x128 pixels; a PNG always decodes in full.
+    assert np.abs(load_square(tmp_path / "big.jpg").astype(int) - (30, 60, 90)).max() <= 3
+    assert (load_square(tmp_path / "at_the_limit.png") == (30, 60, 90)).all()
+    for name, size in (("big.png", "1024x1024"), ("over_the_limit.png", "201x200")):
+        with pytest.raises(DataError, match=f"{name}: {size} .* limit of 40000 pixels"):
+            load_square(tmp_path / name)
+
+
+@pytest.mark.filterwarnings("error")
+def test_a_huge_image_fails_the_stage_in_one_line(tmp_path, capsys):
+    pictures = tmp_path / "pics"
+    pictures.mkdir()
+    solid((1, 2, 3)).save(pictures / "small.png")
+    write_blank_png(pictures / "huge.png", 12000, 12000)
+    out = tmp_path / "prepared"
+    params = write_params(tmp_path, source="images", images_dir=str(pictures),
+                          holdout_fraction=0.5)
+    assert run_stage(params, out) == 1
+    line = one_error_line(capsys)
+    assert "huge.png: 12000x12000" in line and "limit of" in line
+    assert not out.exists()
 
 
 def test_image_folder_stage_failure_leaves_no_output(tmp_path, capsys):
