@@ -184,6 +184,11 @@ def read_cifar10_class(archive_path: str | os.PathLike,
 
 def _check_member(member: tarfile.TarInfo, archive_path: Path, seen: dict) -> None:
     name = member.name
+    if member.issym() or member.islnk():
+        kind = "symbolic" if member.issym() else "hard"
+        raise DataError(f"{archive_path}: member {name!r} is a {kind} link to "
+                        f"{member.linkname!r}; the binary CIFAR-10 archive holds only regular "
+                        f"files, so check prepare.url and prepare.md5")
     if name == ARCHIVE_DIR and member.isdir():
         return
     if member.isfile() and name in (*TRAIN_BATCHES, TEST_BATCH, *OTHER_FILES):

@@ -63,6 +63,8 @@ def build_cifar_archive(
     extra_members: Mapping[str, bytes] | None = None,
     omit: Iterable[str] = (),
     replace: Mapping[str, bytes] | None = None,
+    symlinks: Mapping[str, str] | None = None,
+    hardlinks: Mapping[str, str] | None = None,
     smooth: bool = False,
     compresslevel: int = 9,
 ) -> dict:
@@ -79,6 +81,9 @@ def build_cifar_archive(
             "batches.meta.txt", or "cifar-10-batches-bin" for the directory entry).
         replace: Raw content for official members, by base name, instead of the encoded batch
             (for example a truncated batch). Expected arrays still describe the real batches.
+        symlinks: Symbolic links to add last, from member name to target (which need not be
+            in the archive).
+        hardlinks: Hard links to add last, from member name to the member they link to.
         smooth: Use compressible, photo-like images instead of uniform noise.
         compresslevel: gzip level; lower builds large archives faster.
 
@@ -114,6 +119,12 @@ def build_cifar_archive(
                 _add_file(tar, f"{ARCHIVE_DIR}/{name}", data)
         for name, data in (extra_members or {}).items():
             _add_file(tar, name, data)
+        for kind, links in ((tarfile.SYMTYPE, symlinks), (tarfile.LNKTYPE, hardlinks)):
+            for name, target in (links or {}).items():
+                info = tarfile.TarInfo(name)
+                info.type, info.linkname = kind, target
+                info.mode, info.mtime = 0o777, 1243476345
+                tar.addfile(info)
 
     def per_class(names: Iterable[str]) -> dict[str, np.ndarray]:
         labels = np.concatenate([batches[name][0] for name in names])

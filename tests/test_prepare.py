@@ -185,6 +185,17 @@ def damaged_archives(tmp_path: Path) -> dict[str, tuple[Path, str]]:
                          "data_batch_2.bin: 12392 bytes is not a whole number of 3073-byte"),
         "label above 9": (build("label", replace={"test_batch.bin": big_label}),
                           "test_batch.bin: label 10"),
+        "batch as a symbolic link": (build("symlink", omit=["data_batch_1.bin"], symlinks={
+            "cifar-10-batches-bin/data_batch_1.bin": "data_batch_2.bin"}),
+            ("member 'cifar-10-batches-bin/data_batch_1.bin' is a symbolic link to "
+             "'data_batch_2.bin'")),
+        "batch as a hard link": (build("hardlink", omit=["test_batch.bin"], hardlinks={
+            "cifar-10-batches-bin/test_batch.bin": "cifar-10-batches-bin/data_batch_5.bin"}),
+            ("member 'cifar-10-batches-bin/test_batch.bin' is a hard link to "
+             "'cifar-10-batches-bin/data_batch_5.bin'")),
+        "link out of the archive": (build("outlink", symlinks={
+            "cifar-10-batches-bin/readme.html": "/etc/passwd"}),
+            "member 'cifar-10-batches-bin/readme.html' is a symbolic link to '/etc/passwd'"),
         "missing file": (tmp_path / "absent.tar.gz", "archive not found"),
     }
 
@@ -192,6 +203,7 @@ def damaged_archives(tmp_path: Path) -> dict[str, tuple[Path, str]]:
 DAMAGE = ["truncated", "not gzip", "gzip of no tar", "uncompressed tar", "missing batch",
           "missing test batch", "extra batch", "file outside the folder", "parent path",
           "dotted path", "absolute path", "duplicate batch", "ragged batch", "label above 9",
+          "batch as a symbolic link", "batch as a hard link", "link out of the archive",
           "missing file"]
 
 
@@ -204,13 +216,23 @@ def test_damaged_archives_are_data_errors(tmp_path, case):
         read_cifar10_class(archive, "frog")
 
 
-def test_a_damaged_archive_fails_the_stage_in_one_line(tmp_path, keras_home, capsys):
-    built = build_cifar_archive(tmp_path / "src" / "cifar-10-binary.tar.gz", 10,
-                                omit=["data_batch_5.bin"])
+@pytest.mark.parametrize("damage, expected", [
+    (dict(omit=["data_batch_5.bin"]), "data_batch_5.bin missing"),
+    (dict(omit=["data_batch_3.bin"],
+          symlinks={"cifar-10-batches-bin/data_batch_3.bin": "data_batch_4.bin"}),
+     ("member 'cifar-10-batches-bin/data_batch_3.bin' is a symbolic link to "
+      "'data_batch_4.bin'; the binary CIFAR-10 archive holds only regular files, so check "
+      "prepare.url and prepare.md5")),
+], ids=["missing batch", "symbolic link"])
+def test_a_damaged_archive_fails_the_stage_in_one_line(tmp_path, keras_home, capsys, damage,
+                                                       expected):
+    built = build_cifar_archive(tmp_path / "src" / "cifar-10-binary.tar.gz", 10, **damage)
     out = tmp_path / "prepared"
     params = write_params(tmp_path, url=built["path"].as_uri(), md5=built["md5"])
     assert run_stage(params, out) == 1
-    assert "data_batch_5.bin missing" in one_error_line(capsys)
+    line = one_error_line(capsys)
+    assert f"error: {keras_home / 'datasets' / 'cifar-10-binary.tar.gz'}: " in line
+    assert expected in line
     assert not out.exists()
 
 
