@@ -114,16 +114,20 @@ def _one_line(error: BaseException | str) -> str:
     return " ".join(str(error).split())
 
 
-def _class_records(data: bytes, label: int, member: str) -> np.ndarray:
+def _class_records(data: bytes, label: int, archive_path: Path, member: str) -> np.ndarray:
     """Returns the (n, 32, 32, 3) images of one label in a batch, in batch order."""
+    # The prepare stage reads the archive only once it has passed its md5 check, so wrong
+    # content means a damaged copy at prepare.url or a prepare.md5 that was set to match it.
     if len(data) % RECORD_BYTES:
-        raise DataError(f"{member}: {len(data)} bytes is not a whole number of "
-                        f"{RECORD_BYTES}-byte records; the archive is damaged")
+        raise DataError(f"{archive_path}: {member}: {len(data)} bytes is not a whole number of "
+                        f"{RECORD_BYTES}-byte records, so the archive is damaged; delete it so "
+                        f"that it is downloaded again, and check prepare.url and prepare.md5")
     records = np.frombuffer(data, dtype=np.uint8).reshape(-1, RECORD_BYTES)
     labels = records[:, 0]
     if len(labels) and labels.max() >= len(CIFAR10_CLASSES):
-        raise DataError(f"{member}: label {labels.max()} found, CIFAR-10 labels are 0 to 9; "
-                        f"the archive is damaged or not CIFAR-10")
+        raise DataError(f"{archive_path}: {member}: label {labels.max()} found, CIFAR-10 labels "
+                        f"are 0 to 9; the archive is damaged or not CIFAR-10, so check "
+                        f"prepare.url and prepare.md5")
     # Each record stores the red, green and blue 32x32 planes one after the other.
     planes = records[labels == label, 1:].reshape(-1, 3, 32, 32)
     return planes.transpose(0, 2, 3, 1)
@@ -163,7 +167,8 @@ def read_cifar10_class(archive_path: str | os.PathLike,
                 _check_member(member, archive_path, batches)
                 if member.name in TRAIN_BATCHES or member.name == TEST_BATCH:
                     data = tar.extractfile(member).read()
-                    batches[member.name] = _class_records(data, label, member.name)
+                    batches[member.name] = _class_records(data, label, archive_path,
+                                                          member.name)
             # Drain the stream to its end so that gzip checks its CRC and length trailer.
             while tar.fileobj.read(1 << 20):
                 pass

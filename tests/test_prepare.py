@@ -182,9 +182,12 @@ def damaged_archives(tmp_path: Path) -> dict[str, tuple[Path, str]]:
         "duplicate batch": (build("duplicate", extra_members={
             "cifar-10-batches-bin/data_batch_1.bin": b""}), "appears twice"),
         "ragged batch": (build("ragged", replace={"data_batch_2.bin": ragged}),
-                         "data_batch_2.bin: 12392 bytes is not a whole number of 3073-byte"),
+                         ("ragged.tar.gz: cifar-10-batches-bin/data_batch_2.bin: 12392 bytes "
+                          "is not a whole number of 3073-byte records, so the archive is "
+                          "damaged; delete it so that it is downloaded again, and check "
+                          "prepare.url and prepare.md5$")),
         "label above 9": (build("label", replace={"test_batch.bin": big_label}),
-                          "test_batch.bin: label 10"),
+                          "label.tar.gz: cifar-10-batches-bin/test_batch.bin: label 10"),
         "batch as a symbolic link": (build("symlink", omit=["data_batch_1.bin"], symlinks={
             "cifar-10-batches-bin/data_batch_1.bin": "data_batch_2.bin"}),
             ("member 'cifar-10-batches-bin/data_batch_1.bin' is a symbolic link to "
@@ -223,7 +226,11 @@ def test_damaged_archives_are_data_errors(tmp_path, case):
      ("member 'cifar-10-batches-bin/data_batch_3.bin' is a symbolic link to "
       "'data_batch_4.bin'; the binary CIFAR-10 archive holds only regular files, so check "
       "prepare.url and prepare.md5")),
-], ids=["missing batch", "symbolic link"])
+    (dict(replace={"test_batch.bin": b"\0" * 3072}),
+     ("cifar-10-batches-bin/test_batch.bin: 3072 bytes is not a whole number of 3073-byte "
+      "records, so the archive is damaged; delete it so that it is downloaded again, and "
+      "check prepare.url and prepare.md5")),
+], ids=["missing batch", "symbolic link", "ragged batch"])
 def test_a_damaged_archive_fails_the_stage_in_one_line(tmp_path, keras_home, capsys, damage,
                                                        expected):
     built = build_cifar_archive(tmp_path / "src" / "cifar-10-binary.tar.gz", 10, **damage)
