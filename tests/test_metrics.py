@@ -102,13 +102,33 @@ def naive_unbiased_mmd(x: np.ndarray, y: np.ndarray) -> float:
     return (within_x + within_y) / (count * (count - 1)) - 2 * across / count**2
 
 
-def test_kernel_inception_distance_matches_naive_unbiased_estimator_on_whole_sets():
+def count_estimates(monkeypatch) -> list[int]:
+    """Counts the subset estimates KID computes; returns the list of their subset sizes."""
+    sizes = []
+    estimate = metrics._unbiased_mmd
+
+    def counted(x, y):
+        sizes.append(len(x))
+        return estimate(x, y)
+
+    monkeypatch.setattr(metrics, "_unbiased_mmd", counted)
+    return sizes
+
+
+def test_kernel_inception_distance_on_whole_sets_is_computed_once(monkeypatch):
     rng = np.random.default_rng(4)
     x, y = rng.normal(size=(12, 5)), rng.normal(0.5, 1, size=(12, 5))
-    # With subset_size equal to the set sizes every subset is a permutation, so all estimates agree.
-    mean, std = metrics.kernel_inception_distance(x, y, num_subsets=3, subset_size=50)
+    sizes = count_estimates(monkeypatch)
+    # A subset_size of at least both set sizes makes every subset a reordering of the whole
+    # sets, which gives the same estimate, so there is one to compute and no spread.
+    mean, std = metrics.kernel_inception_distance(x, y, num_subsets=100, subset_size=50)
     assert mean == pytest.approx(naive_unbiased_mmd(x, y), rel=1e-10)
-    assert std < 1e-12
+    assert std == 0.0
+    assert sizes == [12]
+    # Subsets of a larger set differ from one another, so each is computed.
+    sizes.clear()
+    metrics.kernel_inception_distance(x, np.vstack([y, y + 1]), num_subsets=5, subset_size=50)
+    assert sizes == [12] * 5
 
 
 def test_kernel_inception_distance_is_near_zero_for_same_distribution_and_positive_when_shifted():
