@@ -187,11 +187,16 @@ def _patch_descriptors(
         windows = np.lib.stride_tricks.sliding_window_view(chunk, (patch_size, patch_size), (1, 2))
         rows, columns = corners[start:start + IMAGE_CHUNK].transpose(2, 0, 1)
         patches = windows[np.arange(len(chunk))[:, None], rows, columns]
-        patches = patches.reshape(len(chunk) * count, -1)
-        patches -= patches.mean(axis=1, keepdims=True)
-        patches /= patches.std(axis=1, keepdims=True) + PATCH_EPSILON
+        patches = _normalize_patches(patches.reshape(len(chunk) * count, -1))
         descriptors[start * count:(start + len(chunk)) * count] = patches
     return descriptors
+
+
+def _normalize_patches(patches: np.ndarray) -> np.ndarray:
+    """Shifts and scales each row of float32 `patches` to mean 0 and standard deviation 1."""
+    patches = patches - patches.mean(axis=1, keepdims=True)
+    patches /= patches.std(axis=1, keepdims=True) + PATCH_EPSILON
+    return patches
 
 
 def _resample_sorted(values: np.ndarray, length: int) -> np.ndarray:
