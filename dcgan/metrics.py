@@ -27,8 +27,12 @@ INCEPTION_WEIGHTS_MD5 = "bcbd6486424b2319ff4ef7d526e38f63"
 # The 5-tap binomial filter approximates a Gaussian; Karras et al. use its 2-D outer product.
 BINOMIAL_TAPS = np.array([1, 4, 6, 4, 1], dtype=np.float32) / 16.0
 SWD_LEVELS = (32, 16)
-# Patches hold pixels scaled to [0, 1]; the epsilon only keeps flat patches from dividing by 0.
-PATCH_EPSILON = 1e-4
+# Patches hold pixels scaled to [0, 1]. Float32 round-off leaves the band of a flat region with
+# patches whose standard deviation is up to 1e-7 rather than 0, while the faintest detail of an
+# 8-bit image, the edge of a one-level step, gives 1e-5 or more, and one pixel one level off
+# 3e-4. Patches under this bound are taken as flat and become zeros; every other patch is
+# divided by its own standard deviation with nothing added, as TF-GAN does.
+FLAT_PATCH_STD = 1e-6
 PROJECTION_CHUNK = 64
 IMAGE_CHUNK = 1000
 PAIR_CHUNK = 1024
@@ -175,7 +179,7 @@ def reconstruct_laplacian_pyramid(pyramid: list[np.ndarray]) -> np.ndarray:
 def _patch_descriptors(
     images: np.ndarray, level: int, count: int, patch_size: int, seed: int
 ) -> np.ndarray:
-    """Per-patch normalised random patches of one pyramid level, as float32 rows."""
+    """Random patches of one pyramid level, each normalised on its own, as float32 rows."""
     resolution = images.shape[1] >> level
     # Positions depend only on the seed and level, so the same images give the same patches.
     rng = np.random.default_rng([seed, level, 0])
@@ -193,9 +197,15 @@ def _patch_descriptors(
 
 
 def _normalize_patches(patches: np.ndarray) -> np.ndarray:
-    """Shifts and scales each row of float32 `patches` to mean 0 and standard deviation 1."""
+    """Shifts and scales each row of float32 `patches` to mean 0 and standard deviation 1.
+
+    This is TF-GAN's _normalize_patches, except that flat rows (see FLAT_PATCH_STD) become
+    zeros where TF-GAN divides 0 by 0.
+    """
     patches = patches - patches.mean(axis=1, keepdims=True)
-    patches /= patches.std(axis=1, keepdims=True) + PATCH_EPSILON
+    deviations = patches.std(axis=1, keepdims=True)
+    # Dividing by infinity turns the flat rows into zeros, and leaves no 0 to divide by.
+    patches /= np.where(deviations < FLAT_PATCH_STD, np.inf, deviations)
     return patches
 
 
@@ -238,10 +248,12 @@ def sliced_wasserstein_distance(
 
     Takes `patches_per_image` random patch_size x patch_size x 3 patches per image from the
     32 band and the 16 low-pass level of a Laplacian pyramid (pixels in [0, 1]), normalises
-    each patch by its own mean and std as TF-GAN does, projects both sets on the same random
-    unit directions and averages the gaps between sorted projections (matched quantiles when
-    the sets differ in size). Values are multiplied by 1e3, the scale Karras et al. report.
-    Returns {32: swd, 16: swd}.
+    each patch by its own mean and std as TF-GAN's sliced_wasserstein_distance does, projects
+    both sets on the same random unit directions and averages the gaps between sorted
+    projections (matched quantiles when the sets differ in size). Karras et al.'s code
+    normalises each colour channel over the whole set of patches instead, so values compare
+    with TF-GAN's, not theirs, though they are multiplied by 1e3, the scale Karras et al.
+    report. Returns {32: swd, 16: swd}.
     """
     check_images(images_a, "sliced_wasserstein_distance images_a")
     check_images(images_b, "sliced_wasserstein_distance images_b")

@@ -212,6 +212,26 @@ def test_sliced_wasserstein_distance_compares_sets_of_different_sizes():
     assert all(0 < similar[resolution] < 0.5 * different[resolution] for resolution in (32, 16))
 
 
+def test_patches_are_normalised_by_their_own_deviation_and_flat_ones_become_zeros():
+    rng = np.random.default_rng(18)
+    # Most patches of a Laplacian band are of low contrast: on [0, 1] pixels they lie around 0
+    # with a standard deviation near 0.003, and one pixel one level (1/255) off gives 3e-4.
+    low_contrast = rng.normal(0, 0.003, (20, 147))
+    one_level = np.zeros((1, 147))
+    one_level[0, 70] = 1 / 255
+    patches = np.vstack([low_contrast, one_level]).astype(np.float32)
+    expected = patches.astype(np.float64) - patches.mean(axis=1, keepdims=True, dtype=np.float64)
+    expected /= expected.std(axis=1, keepdims=True)
+    # Values are of order 1, so an absolute tolerance of 1e-5 is a relative one too.
+    np.testing.assert_allclose(metrics._normalize_patches(patches), expected, rtol=1e-5, atol=1e-5)
+
+    # A flat patch, and one whose only variation is float32 round-off (as the band of a flat
+    # region has), carry no pattern: they become zeros, not NaN or amplified round-off.
+    flat = np.full((2, 147), 0.4, np.float32)
+    flat[1] += rng.normal(0, 1e-7, 147).astype(np.float32)
+    np.testing.assert_array_equal(metrics._normalize_patches(flat), 0)
+
+
 def test_sliced_wasserstein_distance_rejects_bad_images():
     images = structured_images(4, seed=14)
     with pytest.raises(DataError, match="uint8 images of shape"):
