@@ -111,8 +111,8 @@ def _chollet_generator(latent_dim: int, width: int) -> keras.Model:
 
 
 def _chollet_discriminator(width: int, dropout: float) -> keras.Model:
-    # Listing 8.30. The book ends in a sigmoid; here the sigmoid lives in the loss
-    # (from_logits), which is the same function computed without saturating.
+    # Listing 8.30. The book ends in a sigmoid; here the sigmoid lives in the loss, whose
+    # `book` variant also clips the probabilities as Keras 2's binary_crossentropy did.
     image = keras.Input(shape=IMAGE_SHAPE, name="image")
     x = layers.Conv2D(width, 3)(image)
     x = layers.LeakyReLU()(x)
