@@ -35,7 +35,7 @@ BATCH = 20
 def book_gradients(seed: int):
     """The book's discriminator and generator gradients at the initial weights."""
     keras.utils.set_random_seed(seed)
-    params = ModelParams(preset="chollet", latent_dim=32, width=128, dropout=0.4,
+    params = ModelParams(architecture="chollet", latent_dim=32, width=128, dropout=0.4,
                          spectral_norm=False)
     generator, discriminator = build_generator(params), build_discriminator(params)
     loss = make_loss("book", 0.05)

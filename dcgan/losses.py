@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import tensorflow as tf
 
-
 # Keras 2's K.epsilon(), with which its binary_crossentropy clipped probabilities.
 KERAS2_EPSILON = 1e-7
 

@@ -1,10 +1,15 @@
-"""The chollet preset's networks, layer by layer, against the book's listings 8.29 and 8.30."""
+"""The chollet recipe's networks, layer by layer, against the book's listings 8.29 and 8.30."""
+
+from pathlib import Path
 
 import keras
 import pytest
 
 from dcgan.models import build_discriminator, build_generator
 from dcgan.params import ModelParams
+from dcgan.recipes import load_recipe
+
+REPO = Path(__file__).resolve().parents[1]
 
 # Keras 2's defaults, which the listings rely on and Keras 3 keeps: a bias, Glorot-uniform
 # kernels and zero biases, channels last, no dilation.
@@ -61,10 +66,9 @@ DISCRIMINATOR = [
 
 
 def book_params() -> ModelParams:
-    # The chollet preset at the book's sizes, built in one place so that a change to the
-    # params schema touches one function.
-    return ModelParams(preset="chollet", latent_dim=32, width=128, dropout=0.4,
-                       spectral_norm=False)
+    # The networks recipes/chollet.yaml asks for: what `python -m dcgan.recipes chollet` runs.
+    model, _ = load_recipe("chollet", REPO / "params.yaml")
+    return model
 
 
 def describe(layer):
