@@ -1,4 +1,4 @@
-"""Image grids and the loss plot that the report shows."""
+"""Image grids that the report shows."""
 
 from __future__ import annotations
 
@@ -54,26 +54,3 @@ def pairs_grid(left: np.ndarray, right: np.ndarray, pairs_per_row: int = 4) -> n
     cols = 2 * pairs_per_row
     return image_grid(interleaved, -(-len(interleaved) // cols), cols)
 
-
-def save_loss_plot(path: str | os.PathLike, history) -> None:
-    """Draws the losses and the discriminator's accuracies against the step."""
-    import matplotlib
-
-    matplotlib.use("Agg")
-    from matplotlib import pyplot
-
-    figure, (losses, accuracy) = pyplot.subplots(1, 2, figsize=(10, 3.6), dpi=100)
-    losses.plot(history["step"], history["d_loss"], label="discriminator")
-    losses.plot(history["step"], history["g_loss"], label="generator")
-    losses.set(xlabel="step", ylabel="loss", title="Losses")
-    losses.legend()
-    accuracy.plot(history["step"], history["d_real_accuracy"], label="on real")
-    accuracy.plot(history["step"], history["d_fake_accuracy"], label="on generated")
-    accuracy.set(xlabel="step", ylabel="accuracy", title="Discriminator accuracy",
-                 ylim=(-0.05, 1.05))
-    accuracy.legend()
-    figure.tight_layout()
-    buffer = io.BytesIO()
-    figure.savefig(buffer, format="png")
-    pyplot.close(figure)
-    write_bytes(path, buffer.getvalue())

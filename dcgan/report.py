@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from dcgan import grids, metrics, train_outputs
+from dcgan import grids, metrics, plots, train_outputs
 from dcgan.artifacts import write_json, write_text
 from dcgan.errors import DataError
 from dcgan.evaluation import METRICS, evaluate
@@ -102,7 +102,7 @@ def write_reports(samples, training_images, reference, models_dir: Path, recipe:
     out_dir.mkdir(parents=True, exist_ok=True)
     for name, image in figures.items():
         grids.save_png(out_dir / name, image)
-    grids.save_loss_plot(out_dir / "losses.png", losses)
+    plots.save_loss_plot(out_dir / "losses.png", losses)
     write_text(out_dir / "losses.csv", losses.to_csv(index=False))
     write_json(out_dir / "metrics.json", results)
     write_text(out_dir / "report.md", markdown(recipe, results, out_dir))
