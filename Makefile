@@ -6,7 +6,7 @@ BIN := $(abspath $(VENV))/bin
 STAMP := $(VENV)/.installed
 export PATH := $(BIN):$(PATH)
 
-.PHONY: install repro test bench clean
+.PHONY: install repro test review bench clean
 
 $(STAMP): pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -21,6 +21,12 @@ repro: $(STAMP)
 
 test: $(STAMP)
 	python -m pytest
+
+# Sets HEAD's committed results beside those of BASE, e.g. `make review BASE=origin/main`:
+# writes review/review.md and its images, reruns nothing.
+BASE ?= main
+review: $(STAMP)
+	python -m dcgan.review --base "$(BASE)" --out review
 
 clean:
 	rm -rf $(VENV)

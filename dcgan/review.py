@@ -1,0 +1,375 @@
+"""Two commits' committed results side by side, for reviewing a change."""
+
+from __future__ import annotations
+
+import argparse
+import io
+import json
+import logging
+import sys
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+
+from dcgan import montage, plots, staleness
+from dcgan.artifacts import write_text
+from dcgan.cli import run
+from dcgan.errors import DataError
+from dcgan.evaluation import METRICS
+from dcgan.grids import save_png
+from dcgan.revisions import Revision, repository_root
+
+log = logging.getLogger("dcgan.review")
+
+# Both sides are read from what their commits hold, never from the work tree, and nothing is
+# rerun: the review shows what merging would bring in, whatever the work tree holds.
+
+REPORTS = "reports"
+PARAMS_FILE = "params.yaml"
+# What a side is read from; the work tree's own state of these is left out of the review.
+READ_FROM = (PARAMS_FILE, "dvc.lock", REPORTS)
+LOSS_COLUMNS = ("step", "d_loss", "g_loss")
+IMAGES = ("samples.png", "losses.png", "progress.png")
+
+
+@dataclass
+class Side:
+    """One commit's committed results; a missing file leaves its field None."""
+
+    name: str
+    revision: Revision
+    metrics: dict | None
+    params: dict
+    losses: object | None
+    samples: np.ndarray | None
+    progress: np.ndarray | None
+    freshness: staleness.Staleness
+
+    @property
+    def label(self) -> str:
+        return f"{self.name} {self.revision.short}"
+
+    @property
+    def where(self) -> str:
+        return f"`{self.revision.ref}` ({self.revision.short})"
+
+
+def _report_path(name: str) -> str:
+    return f"{REPORTS}/{name}"
+
+
+def _read_metrics(revision: Revision) -> dict | None:
+    data = revision.read(_report_path("metrics.json"))
+    if data is None:
+        return None
+    try:
+        metrics = json.loads(data)
+    except ValueError as error:
+        raise DataError(f"{_report_path('metrics.json')} at {revision.ref} "
+                        f"({revision.short}): not valid JSON ({error})") from None
+    if not isinstance(metrics, dict):
+        raise DataError(f"{_report_path('metrics.json')} at {revision.ref} "
+                        f"({revision.short}): expected a JSON object of metrics")
+    return metrics
+
+
+def _read_losses(revision: Revision):
+    import pandas
+
+    data = revision.read(_report_path("losses.csv"))
+    if data is None:
+        return None
+    try:
+        losses = pandas.read_csv(io.BytesIO(data))
+    except (ValueError, pandas.errors.ParserError):
+        return None
+    if any(column not in losses.columns for column in LOSS_COLUMNS) or losses.empty:
+        return None
+    return losses
+
+
+def _read_image(revision: Revision, name: str) -> np.ndarray | None:
+    data = revision.read(_report_path(name))
+    if data is None:
+        return None
+    return montage.decode_png(data, f"{_report_path(name)} at {revision.ref} "
+                                    f"({revision.short})")
+
+
+def read_side(name: str, revision: Revision) -> Side:
+    """Reads what one commit holds of the pipeline's results.
+
+    Raises:
+        DataError: a committed metrics.json, image or YAML file is unreadable.
+    """
+    params = revision.read_yaml(PARAMS_FILE)
+    return Side(
+        name=name, revision=revision, metrics=_read_metrics(revision),
+        params=staleness.flatten(params) if isinstance(params, dict) else {},
+        losses=_read_losses(revision), samples=_read_image(revision, "samples.png"),
+        progress=_read_image(revision, "progress.png"), freshness=staleness.check(revision))
+
+
+def _number(value) -> str:
+    if value is None:
+        return "n/a"
+    if isinstance(value, float):
+        return f"{value:.4g}"
+    return str(value)
+
+
+def _duration(seconds) -> str:
+    if not _is_number(seconds):
+        return "n/a"
+    if seconds < 60:
+        return f"{seconds:.3g} s"
+    minutes, rest = divmod(round(seconds), 60)
+    return f"{seconds:.0f} s ({minutes} min {rest} s)"
+
+
+def _is_number(value) -> bool:
+    return isinstance(value, (int, float)) and not isinstance(value, bool)
+
+
+def _change(old, new) -> str:
+    if not _is_number(old) or not _is_number(new):
+        return "n/a"
+    delta = new - old
+    text = f"{delta:+.4g}"
+    if old:
+        text += f" ({100 * delta / abs(old):+.1f} %)"
+    return text
+
+
+def verdict(better: str, old, new, old_floor, new_floor) -> str:
+    """Whether the head's value improves on the base's, by the metric's direction.
+
+    Args:
+        better: "lower", "higher", or "near the floor": closer to that side's own floor is
+            better.
+        old, new: The base's and the head's values (None when not computed).
+        old_floor, new_floor: The floor each side scored.
+
+    Returns:
+        "better", "worse", "same" or "n/a".
+
+    Raises:
+        ValueError: an unknown direction.
+    """
+    if better not in ("lower", "higher", "near the floor"):
+        raise ValueError(f"unknown direction {better!r}")
+    if not _is_number(old) or not _is_number(new):
+        return "n/a"
+    if better == "higher":
+        old, new = -old, -new
+    elif better == "near the floor":
+        if not _is_number(old_floor) or not _is_number(new_floor):
+            return "n/a"
+        old, new = abs(old - old_floor), abs(new - new_floor)
+    if new == old:
+        return "same"
+    return "better" if new < old else "worse"
+
+
+VERDICT_MARKS = {"better": "✅ better", "worse": "❌ worse", "same": "same", "n/a": "n/a"}
+
+
+def params_changes(base: Side, head: Side) -> list[tuple[str, object, object]]:
+    """(key, base value, head value) for every flattened param that differs, sorted by key."""
+    changes = []
+    for key in sorted(set(base.params) | set(head.params)):
+        old = base.params.get(key, staleness.MISSING)
+        new = head.params.get(key, staleness.MISSING)
+        if old is staleness.MISSING or new is staleness.MISSING or old != new:
+            changes.append((key, old, new))
+    return changes
+
+
+def _stale_banner(head: Side) -> list[str]:
+    if head.freshness.stale:
+        lines = ["> [!WARNING]",
+                 f"> **The head's reports are stale.** {head.where} commits `{REPORTS}/` that "
+                 "were not made from its own committed params and code, so the numbers and "
+                 "pictures below may not show this change. Run `dvc repro` and commit "
+                 f"`dvc.lock` and `{REPORTS}/`.", ">"]
+        lines += [f"> - {reason}" for reason in head.freshness.reasons]
+        return lines + [""]
+    if head.freshness.unchecked:
+        return ["> [!NOTE]",
+                f"> Whether the head's reports are up to date could not be checked: "
+                f"{head.freshness.unchecked}.", ""]
+    return []
+
+
+def _metric_table(base: Side | None, head: Side) -> list[str]:
+    new = head.metrics
+    if base is None:
+        lines = ["| metric | head | real data (floor) | better |", "| --- | --- | --- | --- |"]
+        for key, (label, better, _) in METRICS.items():
+            lines.append(f"| {label} | {_number(new.get(key))} "
+                         f"| {_number((new.get('floor') or {}).get(key))} | {better} |")
+        return lines
+    old = base.metrics
+    lines = ["Better or worse compares the head with the base: for *lower* metrics the lower "
+             "value is better; for *near the floor* ones, the value nearer its own side's floor "
+             "(what real data scores). No noise estimate is made: small moves may be chance.",
+             "", "| metric | base | head | change | floor (base → head) | better | verdict |",
+             "| --- | --- | --- | --- | --- | --- | --- |"]
+    for key, (label, better, _) in METRICS.items():
+        old_floor = (old.get("floor") or {}).get(key)
+        new_floor = (new.get("floor") or {}).get(key)
+        floor = (_number(new_floor) if old_floor == new_floor
+                 else f"{_number(old_floor)} → {_number(new_floor)}")
+        mark = VERDICT_MARKS[verdict(better, old.get(key), new.get(key), old_floor, new_floor)]
+        lines.append(f"| {label} | {_number(old.get(key))} | {_number(new.get(key))} "
+                     f"| {_change(old.get(key), new.get(key))} | {floor} | {better} | {mark} |")
+    return lines
+
+
+def _run_table(base: Side | None, head: Side) -> list[str]:
+    sides = [side for side in (base, head) if side is not None]
+    seconds = [side.metrics.get("train_seconds") for side in sides]
+    rows = {
+        "training time": [_duration(value) for value in seconds],
+        "samples scored": [_number(side.metrics.get("num_samples")) for side in sides],
+        "last logged losses (D / G)": [f"{_number(side.metrics.get('d_loss'))} / "
+                                       f"{_number(side.metrics.get('g_loss'))}"
+                                       for side in sides],
+        "Inception metrics": [str(side.metrics.get("inception", "n/a")) for side in sides],
+    }
+    if len(seconds) == 2 and all(map(_is_number, seconds)) and seconds[0] > 0:
+        rows["training time"][1] += f" ({100 * (seconds[1] - seconds[0]) / seconds[0]:+.0f} %)"
+    lines = ["| | " + " | ".join(side.label for side in sides) + " |",
+             "| --- |" + " --- |" * len(sides)]
+    lines += [f"| {name} | " + " | ".join(cells) + " |" for name, cells in rows.items()]
+    return lines
+
+
+def _figure_section(title: str, caption: str, name: str, written: set[str],
+                    missing: list[str], note: str = "") -> list[str]:
+    lines = [f"## {title}", ""]
+    if missing:
+        lines += [f"No `{REPORTS}/{name}` on the {' or the '.join(missing)}.", ""]
+    if name in written:
+        if note:
+            lines += [note, ""]
+        lines += [f"![{caption}]({name})", ""]
+    return lines
+
+
+def render(base: Side, head: Side, written: set[str], uncommitted: list[str]) -> str:
+    """The review as GitHub markdown, linking only the images in `written`."""
+    compared = base if base.metrics is not None else None
+    lines = [f"# Review: {base.where} → {head.where}", ""]
+    lines += _stale_banner(head)
+    lines += [f'Base: {base.where} "{base.revision.subject}". Head: {head.where} '
+              f'"{head.revision.subject}". Both are read from their commits (`{PARAMS_FILE}`, '
+              f"`dvc.lock`, `{REPORTS}/`) as committed; nothing was rerun.", ""]
+    if uncommitted:
+        shown = ", ".join(f"`{path}`" for path in uncommitted[:5])
+        more = f" and {len(uncommitted) - 5} more" if len(uncommitted) > 5 else ""
+        lines += [f"Left out: the work tree's uncommitted changes to {shown}{more}.", ""]
+    if compared is None:
+        lines += [f"The base {base.where} has no committed `{REPORTS}/metrics.json` (a first "
+                  "run): the head is shown alone.", ""]
+    elif base.freshness.stale:
+        lines += [f"The base's reports are stale too ({len(base.freshness.reasons)} "
+                  f"finding(s); first: {base.freshness.reasons[0]}).", ""]
+
+    lines += ["## Params that changed", ""]
+    changes = params_changes(base, head)
+    if changes:
+        lines += ["| param | base | head |", "| --- | --- | --- |"]
+        lines += [f"| `{key}` | {staleness.format_value(old)} | {staleness.format_value(new)} |"
+                  for key, old, new in changes]
+    else:
+        lines.append(f"No value in `{PARAMS_FILE}` changed.")
+    lines += ["", "## Metrics", ""] + _metric_table(compared, head)
+    lines += ["", "## Training", ""] + _run_table(compared, head) + [""]
+
+    sides = [side for side in (compared, head) if side is not None]
+
+    def missing(field: str) -> list[str]:
+        return [side.name for side in sides if getattr(side, field) is None]
+
+    def both(field: str) -> bool:
+        return len(sides) == 2 and not missing(field)
+
+    lines += _figure_section(
+        "Samples", " and ".join(side.label for side in sides), "samples.png", written,
+        missing("samples"), "Left: base; right: head." if both("samples") else "")
+    lines += _figure_section(
+        "Losses", "Discriminator and generator losses", "losses.png", written,
+        missing("losses"),
+        f"Lines: exponential moving average with weight {plots.SMOOTHING}, debiased as "
+        "TensorBoard does; faint: the raw values as logged."
+        + (" Base grey and dashed, head blue." if both("losses") else ""))
+    lines += _figure_section(
+        "Progress over training", "Fixed latent vectors over training", "progress.png",
+        written, missing("progress"),
+        "Rows: fixed latent vectors; columns: snapshots over training"
+        + ("; base above, head below." if both("progress") else "."))
+    return "\n".join(lines)
+
+
+def write_review(root: str | Path, base_ref: str, head_ref: str, out_dir: str | Path) -> Path:
+    """Writes review.md and the images it links into `out_dir`; returns review.md's path.
+
+    Raises:
+        GitError: a ref names no commit, or `root` is not in a git repository.
+        DataError: the head commits no reports/metrics.json, or a committed file is corrupt.
+    """
+    root = repository_root(root)
+    base = read_side("base", Revision(root, base_ref))
+    head = read_side("head", Revision(root, head_ref))
+    if head.metrics is None:
+        raise DataError(f"the head {head_ref} ({head.revision.short}) commits no "
+                        f"{_report_path('metrics.json')}: run `dvc repro` and commit "
+                        f"{REPORTS}/ before reviewing")
+    compared = base if base.metrics is not None else None
+    sides = [side for side in (compared, head) if side is not None]
+
+    out_dir = Path(out_dir)
+    out_dir.mkdir(parents=True, exist_ok=True)
+    written = set()
+    samples = [(side.label, side.samples) for side in sides if side.samples is not None]
+    if samples:
+        save_png(out_dir / "samples.png", montage.labelled(samples, "row"), scale=1)
+        written.add("samples.png")
+    losses = {side.label: side.losses for side in sides if side.losses is not None}
+    if losses:
+        plots.save_loss_comparison(out_dir / "losses.png", losses)
+        written.add("losses.png")
+    progress = [(side.label, side.progress) for side in sides if side.progress is not None]
+    if progress:
+        save_png(out_dir / "progress.png", montage.labelled(progress, "column"), scale=1)
+        written.add("progress.png")
+    # An image of an earlier review that this one does not link would mislead whoever
+    # uploads the folder.
+    for name in set(IMAGES) - written:
+        (out_dir / name).unlink(missing_ok=True)
+
+    uncommitted = []
+    if head.revision.is_checked_out():
+        uncommitted = head.revision.differs_in_work_tree(READ_FROM)
+    path = out_dir / "review.md"
+    write_text(path, render(base, head, written, uncommitted) + "\n")
+    return path
+
+
+def main(argv=None) -> None:
+    parser = argparse.ArgumentParser(
+        description="Writes a side-by-side review of two commits' committed results.")
+    parser.add_argument("--base", required=True,
+                        help="the commit the change is measured against, e.g. origin/main")
+    parser.add_argument("--head", default="HEAD",
+                        help="the commit under review (default: HEAD, as committed)")
+    parser.add_argument("--out", default="review", help="folder for review.md and its images")
+    args = parser.parse_args(argv)
+    path = write_review(".", args.base, args.head, args.out)
+    log.info("wrote %s", path)
+
+
+if __name__ == "__main__":
+    sys.exit(run(main))
