@@ -2,7 +2,10 @@
 
 import json
 import re
+import shutil
 import subprocess
+import sys
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -11,7 +14,7 @@ from PIL import Image
 from dcgan import montage, review
 from dcgan.cli import run
 from dcgan.evaluation import METRICS
-from project import commit, create_project, project_params, sh, tiny_archive
+from project import REPO, commit, create_project, project_params, sh, tiny_archive
 from tiny import write_params
 
 LINK = re.compile(r"!\[[^\]]*\]\(([^)]+)\)")
@@ -211,3 +214,31 @@ def test_labelled_montage_lays_panels_out_with_their_labels():
     assert (row[:10] < 128).any()  # a label is drawn above the panels
     with pytest.raises(ValueError):
         montage.labelled([], "row")
+
+
+def actionlint():
+    found = shutil.which("actionlint", path=str(Path(sys.executable).parent)) \
+        or shutil.which("actionlint")
+    assert found, "actionlint is missing: install the test extra (pip install -e '.[test]')"
+    return found
+
+
+def lint(*paths, cwd):
+    return subprocess.run([actionlint(), "-oneline", *map(str, paths)], cwd=cwd,
+                          capture_output=True, text=True)
+
+
+def test_workflows_pass_actionlint():
+    workflows = sorted((REPO / ".github" / "workflows").glob("*.yml"))
+    assert workflows
+    result = lint(*workflows, cwd=REPO)
+    assert result.returncode == 0, result.stdout + result.stderr
+
+
+def test_actionlint_fails_on_a_broken_workflow(tmp_path):
+    text = (REPO / ".github" / "workflows" / "review.yml").read_text()
+    assert "github.base_ref" in text
+    broken = tmp_path / "review.yml"
+    broken.write_text(text.replace("github.base_ref", "github.base_branch"))
+    result = lint(broken, cwd=tmp_path)
+    assert result.returncode != 0 and 'property "base_branch" is not defined' in result.stdout
