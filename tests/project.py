@@ -12,7 +12,7 @@ from cifar_archive import build_cifar_archive
 from tiny import tiny_params, write_params
 
 REPO = Path(__file__).resolve().parents[1]
-FOLDERS = ("dcgan", "stages")
+FOLDERS = ("dcgan", "stages", "recipes")
 FILES = ("dvc.yaml", ".gitignore", ".dvcignore", "Makefile")
 
 

@@ -1,21 +1,16 @@
 """End to end: `dvc repro` of the whole pipeline in a fresh git repository, on tiny params."""
 
 import json
-import os
-import shutil
-import subprocess
 import sys
 import time
-from pathlib import Path
 
 import numpy as np
 import pytest
 import yaml
 
-from cifar_archive import build_cifar_archive
-from tiny import tiny_params, write_params
+from project import REPO, commit, create_project, project_params, sh, tiny_archive
+from tiny import write_params
 
-REPO = Path(__file__).resolve().parents[1]
 ARTIFACTS = [
     "data/prepared/train.npz", "data/prepared/test.npz",
     "models/generator.keras", "models/discriminator.keras", "models/train_log.csv",
@@ -25,36 +20,18 @@ ARTIFACTS = [
 ]
 
 
-def sh(cwd, *command):
-    env = dict(os.environ, PATH=f"{Path(sys.executable).parent}{os.pathsep}{os.environ['PATH']}")
-    result = subprocess.run(command, cwd=cwd, env=env, capture_output=True, text=True)
-    assert result.returncode == 0, f"{' '.join(command)} failed:\n{result.stdout}\n{result.stderr}"
-    return result.stdout
-
-
 @pytest.fixture(scope="module")
 def project(tmp_path_factory):
     """A git + DVC copy of the project whose params point at a tiny file:// archive."""
     root = tmp_path_factory.mktemp("project")
-    archive = build_cifar_archive(root.parent / "archive" / "cifar-10-binary.tar.gz",
-                                  records_per_batch=40)
-    for name in ("dcgan", "stages", "recipes"):
-        shutil.copytree(REPO / name, root / name, ignore=shutil.ignore_patterns("__pycache__"))
-    for name in ("dvc.yaml", ".gitignore", ".dvcignore"):
-        shutil.copy(REPO / name, root / name)
-    params = tiny_params(prepare__url=archive["path"].as_uri(), prepare__md5=archive["md5"],
-                         train__batch_size=4, train__iterations=4)
-    write_params(root / "params.yaml", params)
-    sh(root, "git", "init", "-q")
-    sh(root, "git", "config", "user.email", "ci@example.com")
-    sh(root, "git", "config", "user.name", "CI")
-    sh(root, "dvc", "init", "-q")
-    sh(root, "dvc", "config", "core.analytics", "false")
-    os.environ.setdefault("KERAS_HOME", str(root.parent / "keras_home"))
-    sh(root, "dvc", "repro")
-    sh(root, "git", "add", "-A")
-    sh(root, "git", "commit", "-qm", "tiny run")
-    return root, archive
+    archive = tiny_archive(root.parent / "archive")
+    create_project(root, project_params(archive))
+    with pytest.MonkeyPatch.context() as patch:
+        # The download lands in a Keras cache of the test's own, never in ~/.keras.
+        patch.setenv("KERAS_HOME", str(root.parent / "keras_home"))
+        sh(root, "dvc", "repro")
+        commit(root, "tiny run")
+        yield root, archive
 
 
 def test_repro_writes_every_artifact(project):
