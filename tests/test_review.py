@@ -157,8 +157,8 @@ def test_a_stale_head_is_flagged_at_the_top_naming_what_is_stale(history, tmp_pa
     assert warning < text.index("## Params that changed")
     reasons = [line for line in text.splitlines() if line.startswith("> - ")]
     assert reasons == ["> - stage `train`: param `train.g_learning_rate` is 0.001 in "
-                       "params.yaml, but the stage ran with null"]
-    assert table_rows(text, "| param |") == [["`train.g_learning_rate`", "null", "0.001"]]
+                       "params.yaml, but the stage ran with 0.0004"]
+    assert table_rows(text, "| param |") == [["`train.g_learning_rate`", "0.0004", "0.001"]]
 
 
 def test_work_tree_changes_are_named_and_left_out(history, tmp_path):
