@@ -13,10 +13,11 @@ from pathlib import Path
 import numpy as np
 
 from dcgan.artifacts import file_digest
-from dcgan.errors import DataError
+from dcgan.errors import DataError, one_line
 from dcgan.params import CIFAR10_CLASSES
+from dcgan.pixels import CHANNELS, IMAGE_SIZE
 
-log = logging.getLogger(__name__)
+logger = logging.getLogger(__name__)
 
 ARCHIVE_DIR = "cifar-10-batches-bin"
 TRAIN_BATCHES = tuple(f"{ARCHIVE_DIR}/data_batch_{i}.bin" for i in range(1, 6))
@@ -24,7 +25,8 @@ TEST_BATCH = f"{ARCHIVE_DIR}/test_batch.bin"
 # Files the official archive carries besides the batches; they are skipped, anything else is
 # refused because an archive with unknown content is not the one the md5 was meant for.
 OTHER_FILES = (f"{ARCHIVE_DIR}/batches.meta.txt", f"{ARCHIVE_DIR}/readme.html")
-RECORD_BYTES = 1 + 32 * 32 * 3
+# A record is one label byte, then the red, green and blue planes of a 32x32 image.
+RECORD_BYTES = 1 + IMAGE_SIZE * IMAGE_SIZE * CHANNELS
 
 
 def _cache_base(cache_dir: str | os.PathLike | None) -> str:
@@ -74,7 +76,7 @@ def download_archive(url: str, md5: str, cache_dir: str | os.PathLike | None = N
     # get_file would accept this file too, but only after importing Keras, and with it
     # TensorFlow, which takes longer than reading the whole archive.
     if target.is_file() and file_digest(target, "md5") == md5:
-        log.info("%s: cached archive passes the md5 check, not downloading it again", target)
+        logger.info("%s: cached archive passes the md5 check, not downloading it again", target)
         return target
 
     import keras  # Deferred: importing Keras loads TensorFlow, which reading does not need.
@@ -87,7 +89,7 @@ def download_archive(url: str, md5: str, cache_dir: str | os.PathLike | None = N
         # the file in the cache; remove it so that nothing can take it for the real one.
         found = file_digest(target, "md5") if target.is_file() else None
         if found is None or found == md5:  # Not a checksum failure after all.
-            message = f"cannot download {url}: {_one_line(error)}; check prepare.url"
+            message = f"cannot download {url}: {one_line(error)}; check prepare.url"
             raise DataError(message) from None
         target.unlink()
         raise DataError(
@@ -106,12 +108,8 @@ def _fetch_failure(error: Exception) -> str:
     if isinstance(cause, urllib.error.HTTPError):
         return f"HTTP error {cause.code} {cause.reason}"
     if isinstance(cause, urllib.error.URLError):
-        return _one_line(cause.reason)
-    return _one_line(error)
-
-
-def _one_line(error: BaseException | str) -> str:
-    return " ".join(str(error).split())
+        return one_line(cause.reason)
+    return one_line(error)
 
 
 def _class_records(data: bytes, label: int, archive_path: Path, member: str) -> np.ndarray:
@@ -129,7 +127,7 @@ def _class_records(data: bytes, label: int, archive_path: Path, member: str) -> 
                         f"are 0 to 9; the archive is damaged or not CIFAR-10, so check "
                         f"prepare.url and prepare.md5")
     # Each record stores the red, green and blue 32x32 planes one after the other.
-    planes = records[labels == label, 1:].reshape(-1, 3, 32, 32)
+    planes = records[labels == label, 1:].reshape(-1, CHANNELS, IMAGE_SIZE, IMAGE_SIZE)
     return planes.transpose(0, 2, 3, 1)
 
 
@@ -173,7 +171,7 @@ def read_cifar10_class(archive_path: str | os.PathLike,
             while tar.fileobj.read(1 << 20):
                 pass
     except (tarfile.TarError, EOFError, OSError, zlib.error) as error:
-        raise DataError(f"{archive_path}: not a readable .tar.gz archive ({_one_line(error)});"
+        raise DataError(f"{archive_path}: not a readable .tar.gz archive ({one_line(error)});"
                         f" delete it so that it is downloaded again") from None
     missing = [name for name in (*TRAIN_BATCHES, TEST_BATCH) if name not in batches]
     if missing:

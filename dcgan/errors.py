@@ -17,6 +17,10 @@ class TrainingError(UserError):
     """Training cannot go on, for example because a loss became NaN or infinite."""
 
 
+class GitError(UserError):
+    """Git is missing, the folder is not a repository, or a ref names no commit."""
+
+
 def one_line(error: BaseException | str) -> str:
     """A library's error message squeezed onto one line, to quote inside a UserError."""
     text = " ".join(str(error).split())

@@ -4,19 +4,18 @@ from __future__ import annotations
 
 import logging
 import os
-import sys
 import warnings
 from pathlib import Path
 
 import numpy as np
 from PIL import Image, ImageOps
-from tqdm import tqdm
 
-from dcgan.errors import DataError
+from dcgan.errors import DataError, one_line
+from dcgan.pixels import IMAGE_SHAPE, IMAGE_SIZE
+from dcgan.progress import progress_bar
 
-log = logging.getLogger(__name__)
+logger = logging.getLogger(__name__)
 
-IMAGE_SIZE = 32
 EXTENSIONS = (".png", ".jpg", ".jpeg")
 # The most pixels decoded for one image, 8192x8192: more than an 8K video frame (33 million)
 # or a 61-megapixel camera's photo, which as a JPEG is decoded at 1/8 scale anyway. Pillow
@@ -80,7 +79,7 @@ def load_square(path: Path, size: int = IMAGE_SIZE) -> np.ndarray:
                         f"limit of {MAX_PIXELS} pixels decoded per image; scale it down or "
                         f"remove it") from None
     except (OSError, ValueError, SyntaxError) as error:
-        raise DataError(f"{path}: not a readable image ({' '.join(str(error).split())}); "
+        raise DataError(f"{path}: not a readable image ({one_line(error)}); "
                         f"remove or replace the file") from None
 
 
@@ -129,10 +128,9 @@ def read_image_folder(path: str | os.PathLike, *, holdout_fraction: float,
             f"leaves {num_test} reference and {len(paths) - num_test} training images; "
             f"both need at least one, so add images or change prepare.holdout_fraction")
 
-    log.info("%s: reading %d images", folder, len(paths))
-    images = np.empty((len(paths), IMAGE_SIZE, IMAGE_SIZE, 3), dtype=np.uint8)
-    progress = tqdm(paths, desc="reading images", unit="image", leave=False,
-                    disable=not sys.stderr.isatty())
+    logger.info("%s: reading %d images", folder, len(paths))
+    images = np.empty((len(paths), *IMAGE_SHAPE), dtype=np.uint8)
+    progress = progress_bar(paths, desc="reading images", unit="image", leave=False)
     for index, image_path in enumerate(progress):
         images[index] = load_square(image_path)
 

@@ -8,7 +8,7 @@ from typing import TYPE_CHECKING
 import numpy as np
 
 from dcgan.artifacts import check_images
-from dcgan.errors import DataError
+from dcgan.errors import DataError, one_line
 
 if TYPE_CHECKING:
     import keras
@@ -390,7 +390,7 @@ def inception_available() -> tuple[bool, str]:
             cache_subdir="models", file_hash=INCEPTION_WEIGHTS_MD5,
         )
     except Exception as error:  # Offline fetches fail many ways (DNS, proxy, HTTP): all mean no.
-        message = " ".join(str(error).split())[:200]
+        message = one_line(error)[:200]
         reason = f"{type(error).__name__}: {message}"
         return False, f"InceptionV3 ImageNet weights unavailable ({reason})"
     return True, f"InceptionV3 ImageNet weights cached at {path}"

@@ -6,11 +6,7 @@ import os
 import subprocess
 from pathlib import Path
 
-from dcgan.errors import DataError, UserError
-
-
-class GitError(UserError):
-    """Git is missing, the folder is not a repository, or a ref names no commit."""
+from dcgan.errors import DataError, GitError, one_line
 
 
 def _git(cwd: str | os.PathLike, *args: str) -> bytes:
@@ -19,7 +15,7 @@ def _git(cwd: str | os.PathLike, *args: str) -> bytes:
     except FileNotFoundError:
         raise GitError("git not found: install git and put it on PATH") from None
     if result.returncode != 0:
-        message = " ".join(result.stderr.decode(errors="replace").split())
+        message = one_line(result.stderr.decode(errors="replace"))
         raise GitError(f"git {' '.join(args)} failed in {cwd}: {message}")
     return result.stdout
 
@@ -93,9 +89,8 @@ class Revision:
                 self._yaml[path] = None if data is None else YAML(typ="safe",
                                                                   pure=True).load(data)
             except YAMLError as error:
-                message = " ".join(str(error).split())
                 raise DataError(f"{path} at {self.ref} ({self.short}): not valid YAML "
-                                f"({message})") from None
+                                f"({one_line(error)})") from None
         return self._yaml[path]
 
     def is_checked_out(self) -> bool:
