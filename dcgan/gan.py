@@ -11,17 +11,29 @@ from dcgan.engine import Engine
 from dcgan.errors import TrainingError
 from dcgan.losses import make_loss
 from dcgan.models import build_discriminator, build_generator
+from dcgan.optimizers import Keras2RMSprop
 from dcgan.params import ModelParams, TrainParams
 from dcgan.sampling import generate_images
 
 
 def make_optimizer(train_params: TrainParams, learning_rate: float, mixed: bool):
-    """The optimizer `train_params.optimizer` names, wrapped for loss scaling under float16."""
+    """The optimizer `train_params.optimizer` names, wrapped for loss scaling under float16.
+
+    keras2_rmsprop is the update the book's Keras 2.0.8 made (see dcgan.optimizers); rmsprop
+    is Keras 3's, which moves tiny gradients up to a thousand times less.
+    """
     clip = {"clipvalue": train_params.clipvalue} if train_params.clipvalue > 0 else {}
-    if train_params.optimizer == "rmsprop":
-        optimizer = keras.optimizers.RMSprop(learning_rate, **clip)
+    decay = train_params.learning_rate_decay
+    if train_params.optimizer == "keras2_rmsprop":
+        optimizer = Keras2RMSprop(learning_rate, decay=decay, **clip)
     else:
-        optimizer = keras.optimizers.Adam(learning_rate, beta_1=train_params.beta_1, **clip)
+        # Keras 2's decay as a schedule: the rate at step t is rate / (1 + decay * t).
+        rate = (learning_rate if decay == 0 else
+                keras.optimizers.schedules.InverseTimeDecay(learning_rate, 1, decay))
+        if train_params.optimizer == "rmsprop":
+            optimizer = keras.optimizers.RMSprop(rate, **clip)
+        else:
+            optimizer = keras.optimizers.Adam(rate, beta_1=train_params.beta_1, **clip)
     return keras.optimizers.LossScaleOptimizer(optimizer) if mixed else optimizer
 
 

@@ -64,10 +64,13 @@ class ModelParams:
 class TrainParams:
     iterations: int = spec(low=1, recipe=True)
     batch_size: int = spec(low=1, recipe=True)
-    optimizer: str = spec(choices=("rmsprop", "adam"), recipe=True)
+    optimizer: str = spec(choices=("adam", "rmsprop", "keras2_rmsprop"), recipe=True)
     d_learning_rate: float = spec(low=0.0, low_open=True, recipe=True)
     g_learning_rate: float = spec(low=0.0, low_open=True, recipe=True)
     beta_1: float = spec(low=0.0, high=1.0, high_open=True, recipe=True, doc="adam only")
+    learning_rate_decay: float = spec(low=0.0, recipe=True,
+                                      doc="Keras 2's decay: the rate at step t is "
+                                          "rate / (1 + decay * t)")
     clipvalue: float = spec(low=0.0, recipe=True, doc="0 turns clipping off")
     loss: str = spec(choices=("book", "nonsaturating", "hinge"), recipe=True)
     label_noise: float = spec(low=0.0, high=1.0, recipe=True)
