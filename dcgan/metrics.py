@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import logging
+import os
 from typing import TYPE_CHECKING
 
 import numpy as np
@@ -345,8 +346,12 @@ def mean_pairwise_distance(images: np.ndarray, *, max_pairs: int = 20000, seed: 
     return total / len(first)
 
 
-def load_inception(weights: str | None = "imagenet") -> keras.Model:
-    """InceptionV3 without its classifier, average-pooled to 2048 features, for 299x299 input."""
+def load_inception(weights: str | None) -> keras.Model:
+    """InceptionV3 without its classifier, average-pooled to 2048 features, for 299x299 input.
+
+    Args:
+        weights: the path of inception_weights()'s file, or None for random weights.
+    """
     import keras
 
     return keras.applications.InceptionV3(
@@ -380,17 +385,24 @@ def inception_features(
     return features
 
 
-def inception_available() -> tuple[bool, str]:
-    """Whether the ImageNet InceptionV3 weights are cached or downloadable, and why (one line)."""
+def inception_weights() -> tuple[str | None, str]:
+    """The ImageNet InceptionV3 weights file, fetched into the Keras cache if need be.
+
+    Returns (path, reason), path None when the weights cannot be had; the reason is one line.
+    The cache is $KERAS_HOME/models, else ~/.keras/models, read when called: Keras reads
+    KERAS_HOME only once, when it is imported.
+    """
     import keras
 
+    cache_dir = os.environ.get("KERAS_HOME") or os.path.join("~", ".keras")
     try:
         path = keras.utils.get_file(
-            INCEPTION_WEIGHTS_FILE, INCEPTION_WEIGHTS_URL,
-            cache_subdir="models", file_hash=INCEPTION_WEIGHTS_MD5,
+            INCEPTION_WEIGHTS_FILE, INCEPTION_WEIGHTS_URL, cache_subdir="models",
+            file_hash=INCEPTION_WEIGHTS_MD5, hash_algorithm="md5",
+            cache_dir=os.path.expanduser(cache_dir),
         )
     except Exception as error:  # Offline fetches fail many ways (DNS, proxy, HTTP): all mean no.
         message = one_line(error)[:200]
         reason = f"{type(error).__name__}: {message}"
-        return False, f"InceptionV3 ImageNet weights unavailable ({reason})"
-    return True, f"InceptionV3 ImageNet weights cached at {path}"
+        return None, f"InceptionV3 ImageNet weights unavailable ({reason})"
+    return path, f"InceptionV3 ImageNet weights cached at {path}"

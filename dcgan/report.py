@@ -67,12 +67,12 @@ def inception_model_for(setting: str):
     """The Inception network, or None with the reason it is not used."""
     if setting == "off":
         return None, "off (evaluate.inception is off)"
-    available, reason = metrics.inception_available()
-    if not available:
+    weights, reason = metrics.inception_weights()
+    if weights is None:
         if setting == "required":
             raise DataError(f"evaluate.inception is 'required' but {reason}")
         return None, f"not computed: {reason}"
-    return metrics.load_inception("imagenet"), "computed with InceptionV3 ImageNet weights"
+    return metrics.load_inception(weights), "computed with InceptionV3 ImageNet weights"
 
 
 def write_reports(samples, training_images, reference, models_dir: Path, recipe: dict,

@@ -45,5 +45,6 @@ def test_two_devices_match_one_device(tmp_path, recipe):
     assert result.returncode == 0, result.stderr[-3000:]
     runs = json.loads(result.stdout.strip().splitlines()[-1])
     assert runs["off"]["devices"] == 1 and runs["auto"]["devices"] == 2
+    assert len(runs["off"]["losses"]) == len(runs["auto"]["losses"]) == 4
     for one, two in zip(runs["off"]["losses"], runs["auto"]["losses"]):
         assert one == pytest.approx(two, rel=TOLERANCE, abs=TOLERANCE)

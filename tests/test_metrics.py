@@ -292,19 +292,31 @@ def test_inception_features_shapes_with_untrained_network():
     assert not np.allclose(features[0], features[1])
 
 
-def test_inception_available_returns_flag_and_reason():
-    available, reason = metrics.inception_available()
-    assert isinstance(available, bool) and isinstance(reason, str)
-    assert reason and "\n" not in reason
+def test_inception_weights_are_fetched_into_the_keras_home_of_the_call(monkeypatch, keras_home):
+    import keras
+
+    calls = []
+
+    def fetched(fname, origin, **kwargs):
+        calls.append(kwargs)
+        return str(keras_home / "models" / fname)
+
+    # Never a real download: on a networked machine that would be 87 MB.
+    monkeypatch.setattr(keras.utils, "get_file", fetched)
+    path, reason = metrics.inception_weights()
+    assert path == str(keras_home / "models" / metrics.INCEPTION_WEIGHTS_FILE)
+    assert calls[0]["cache_dir"] == str(keras_home) and calls[0]["cache_subdir"] == "models"
+    assert calls[0]["file_hash"] == metrics.INCEPTION_WEIGHTS_MD5
+    assert reason.startswith("InceptionV3 ImageNet weights cached at") and "\n" not in reason
 
 
-def test_inception_available_reports_download_failure_on_one_line(monkeypatch):
+def test_inception_weights_report_a_download_failure_on_one_line(monkeypatch, keras_home):
     import keras
 
     def fail(*args, **kwargs):
         raise OSError("URL fetch failure\n[Errno -2] Name or service not known")
 
     monkeypatch.setattr(keras.utils, "get_file", fail)
-    available, reason = metrics.inception_available()
-    assert available is False
+    path, reason = metrics.inception_weights()
+    assert path is None
     assert "unavailable" in reason and "Name or service not known" in reason and "\n" not in reason

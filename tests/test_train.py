@@ -173,7 +173,11 @@ def run_stage(tmp_path, params, *extra):
     ({"train__g_learning_rate": -1}, "error: train.g_learning_rate: expected a number > 0.0"),
     ({"train__mixed_precision": "on"}, "error: train.mixed_precision: 'on' needs a GPU"),
 ])
-def test_bad_params_exit_with_one_line(tmp_path, capsys, overrides, message):
+def test_bad_params_exit_with_one_line(tmp_path, capsys, monkeypatch, overrides, message):
+    # As on a machine without a GPU, whatever this one has.
+    devices = tf.config.list_logical_devices
+    monkeypatch.setattr(tf.config, "list_logical_devices",
+                        lambda kind=None: [] if kind == "GPU" else devices(kind))
     assert run_stage(tmp_path, tiny_params(**overrides)) == 1
     err = capsys.readouterr().err.strip()
     assert err.startswith(message) and "\n" not in err

@@ -1,0 +1,124 @@
+"""The GAN's training step: each network learns what it should, the average follows."""
+
+import numpy as np
+import pytest
+import tensorflow as tf
+
+from dcgan.augment import NOISE_DIM, diff_augment
+from dcgan.dataset import make_dataset
+from dcgan.engine import resolve_engine
+from dcgan.gan import GAN, make_optimizer
+from dcgan.optimizers import Keras2RMSprop
+from dcgan.params import AUGMENT_POLICIES, parse_section
+from tiny import tiny_params
+
+
+def build(name="chollet", **overrides):
+    params = tiny_params(name, **overrides)
+    model, train = parse_section("model", params["model"]), parse_section("train", params["train"])
+    return GAN(model, train, resolve_engine(train)), model, train
+
+
+def white_images(count=64):
+    # Real images all white, while an untrained generator paints grey: trivially separable.
+    return np.full((count, 32, 32, 3), 255, np.uint8)
+
+
+def batches(gan, model, train, images):
+    return iter(make_dataset(images, train, model.latent_dim, 0))
+
+
+def real_side(gan, logits):
+    """Which logits the discriminator means as 'real' (the book labels reals 0)."""
+    logits = np.asarray(logits).ravel()
+    return logits > 0 if gan.loss.real_is_positive else logits < 0
+
+
+@pytest.mark.parametrize("name", ["chollet", "compact"])
+def test_the_discriminator_learns_to_tell_reals_from_fakes(name):
+    gan, model, train = build(name, train__iterations=40)
+    data = batches(gan, model, train, white_images())
+    for _ in range(40):
+        batch = next(data)
+        metrics = gan.discriminator_step(batch)
+    fakes = gan.generator(batch["z_d"], training=False)
+    # Judged directly, not through the step's own bookkeeping: reals on the real side and
+    # fakes on the fake side, so a step that swapped them would fail here.
+    assert real_side(gan, gan.discriminator(batch["real"], training=False)).mean() >= 0.9
+    assert (~real_side(gan, gan.discriminator(fakes, training=False))).mean() >= 0.9
+    # And the accuracies the step logs, measured before its update and with dropout on, say
+    # the same, each under its own name.
+    assert float(metrics["d_real_accuracy"]) >= 0.75
+    assert float(metrics["d_fake_accuracy"]) >= 0.75
+
+
+@pytest.mark.parametrize("name", ["chollet", "compact"])
+def test_a_generator_step_lowers_its_loss_against_the_frozen_discriminator(name):
+    gan, model, train = build(name)
+    batch = next(batches(gan, model, train, white_images()))
+
+    def generator_loss():
+        fakes = gan.generator(batch["z_g"], training=True)
+        logits = gan.discriminator(gan._augment(fakes, batch["aug_fake_g"]), training=False)
+        return float(gan.loss.g_sum(logits)) / train.batch_size
+
+    discriminator = [w.numpy() for w in gan.discriminator.weights]
+    before = generator_loss()
+    for _ in range(3):
+        gan.generator_step(batch)
+    assert generator_loss() < before
+    assert all(np.array_equal(a, w.numpy()) for a, w in zip(discriminator,
+                                                              gan.discriminator.weights))
+
+
+def test_the_moving_average_follows_the_generator_by_its_recursion():
+    gan, model, train = build("compact", train__ema=0.9)
+    iterator = batches(gan, model, train, white_images())
+    average = [v.numpy() for v in gan.ema_generator.variables]
+    for step in range(1, 4):
+        gan.step_fn(iterator)
+        decay = min(0.9, (1 + step) / (10 + step))
+        for i, (weight, ema) in enumerate(zip(gan.generator.variables,
+                                              gan.ema_generator.variables)):
+            if weight.trainable:
+                average[i] = decay * average[i] + (1 - decay) * weight.numpy()
+            else:
+                average[i] = weight.numpy()
+            np.testing.assert_allclose(ema.numpy(), average[i], rtol=1e-5, atol=1e-7)
+    moved = [not np.array_equal(a, g.numpy()) for a, g in zip(
+        average, gan.generator.variables) if g.trainable]
+    assert any(moved), "the average should lag behind the generator, not copy it"
+
+
+def test_optimizers_are_the_ones_named_with_keras_2_decay():
+    _, _, train = build("chollet")
+    optimizer = make_optimizer(train, 0.0008, mixed=False)
+    assert isinstance(optimizer, Keras2RMSprop)
+    assert (optimizer.decay, optimizer.epsilon, optimizer.clipvalue) == (1e-8, 1e-8, 1.0)
+    _, _, train = build("compact", train__learning_rate_decay=0.5)
+    optimizer = make_optimizer(train, 0.001, mixed=False)
+    schedule = optimizer._learning_rate
+    assert float(schedule(2)) == pytest.approx(0.001 / (1 + 0.5 * 2))
+    assert isinstance(make_optimizer(train, 0.001, mixed=True),
+                      tf.keras.optimizers.LossScaleOptimizer)
+
+
+@pytest.mark.parametrize("policies", [(p,) for p in AUGMENT_POLICIES] + [AUGMENT_POLICIES])
+def test_every_augmentation_keeps_the_shape_and_stays_in_its_range(policies):
+    rng = np.random.default_rng(0)
+    images = tf.constant(rng.uniform(-1, 1, (16, 32, 32, 3)), tf.float32)
+    noise = tf.constant(rng.random((16, NOISE_DIM)), tf.float32)
+    augmented = diff_augment(images, noise, policies).numpy()
+    assert augmented.shape == images.shape and augmented.dtype == np.float32
+    assert np.all(np.isfinite(augmented))
+    if "color" not in policies:
+        # Moving pixels and blanking squares never makes values the image did not have.
+        assert set(np.unique(augmented)) <= set(np.unique(images.numpy())) | {0.0}
+        assert not np.array_equal(augmented, images.numpy())
+    else:
+        # DiffAugment's colour: brightness +-0.5, saturation x[0, 2], contrast x[0.5, 1.5].
+        # A grey image keeps its saturation and contrast, so only the brightness moves it.
+        grey = tf.fill((16, 32, 32, 3), 0.25)
+        shifted = diff_augment(grey, noise, ("color",)).numpy() - 0.25
+        assert np.all(np.abs(shifted) <= 0.5 + 1e-6)
+        np.testing.assert_allclose(shifted[:, 0, 0, 0], noise[:, 0].numpy() - 0.5, atol=1e-6)
