@@ -45,6 +45,12 @@ def make_dataset(images: np.ndarray, train_params: TrainParams, latent_dim: int,
                 draws[name] = tf.random.stateless_uniform((batch, NOISE_DIM), seed=keys[i])
             else:
                 draws[name] = tf.random.stateless_uniform((batch, 1), seed=keys[i])
+        if train_params.consistency_weight > 0:
+            # Drawn from a key of their own, so that the streams above stay what they were.
+            extra = tf.random.experimental.stateless_split(
+                tf.random.experimental.stateless_fold_in(key, len(STREAMS)), 2)
+            for i, name in enumerate(("aug_real_2", "aug_fake_2")):
+                draws[name] = tf.random.stateless_uniform((batch, NOISE_DIM), seed=extra[i])
         return draws
 
     dataset = tf.data.Dataset.range(start_step, train_params.iterations).map(

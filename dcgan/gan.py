@@ -15,6 +15,9 @@ from dcgan.optimizers import Keras2RMSprop
 from dcgan.params import ModelParams, TrainParams
 from dcgan.sampling import generate_images
 
+# The decay of LeCam's moving averages of the discriminator's outputs, as in Tseng et al.
+LECAM_DECAY = 0.99
+
 
 def make_optimizer(train_params: TrainParams, learning_rate: float, mixed: bool):
     """The optimizer `train_params.optimizer` names, wrapped for loss scaling under float16.
@@ -60,6 +63,11 @@ class GAN:
                                               engine.mixed_precision)
             self.d_optimizer.build(self.discriminator.trainable_variables)
             self.g_optimizer.build(self.generator.trainable_variables)
+            # LeCam's anchors: moving averages of the discriminator's outputs on reals and
+            # fakes, signed so that higher means "real" whichever way the loss labels them.
+            self.lecam_anchors = tf.Variable(
+                [0.0, 0.0], trainable=False, name="lecam_anchors",
+                aggregation=tf.VariableAggregation.ONLY_FIRST_REPLICA)
         # The step counter and the first step with a non-finite loss live on the device, so
         # that the loop need not wait for every step's losses to check them.
         self.step_counter = tf.Variable(0, dtype=tf.int64, trainable=False)
@@ -80,30 +88,73 @@ class GAN:
                  "g_optimizer": self.g_optimizer.variables}
         if self.ema_generator is not None:
             parts["ema_generator"] = self.ema_generator.variables
+        if self.train_params.lecam_weight > 0:
+            parts["lecam"] = [self.lecam_anchors]
         return parts
 
     def _augment(self, images, noise):
         return diff_augment(images, noise, self.policies) if self.policies else images
 
     def discriminator_step(self, batch) -> dict:
-        """One update of the discriminator on fakes and reals; the generator stays fixed."""
+        """One update of the discriminator on fakes and reals; the generator stays fixed.
+
+        The logged d_loss is the adversarial loss alone; the regularisers that are switched
+        on (R1, LeCam, consistency) are added to what the optimizer minimises.
+        """
+        params = self.train_params
         real = batch["real"]
         size = tf.shape(real)[0]
         fake = tf.cast(self.generator(batch["z_d"], training=True), tf.float32)
         images = tf.concat([self._augment(fake, batch["aug_fake_d"]),
                             self._augment(real, batch["aug_real"])], axis=0)
+        sign = 1.0 if self.loss.real_is_positive else -1.0
         with tf.GradientTape() as tape:
-            logits = tf.cast(self.discriminator(images, training=True), tf.float32)
+            with tf.GradientTape(watch_accessed_variables=False) as input_tape:
+                input_tape.watch(images)
+                logits = tf.cast(self.discriminator(images, training=True), tf.float32)
+                real_sum = tf.reduce_sum(logits[size:])
             fake_logits, real_logits = logits[:size], logits[size:]
             d_loss = self.loss.d_sum(real_logits, fake_logits, batch["noise_real"],
-                                     batch["noise_fake"]) / self.train_params.batch_size
-            scaled = self.d_optimizer.scale_loss(d_loss)
+                                     batch["noise_fake"]) / params.batch_size
+            total = d_loss
+            if params.r1_gamma > 0:
+                # R1 (Mescheder et al. 2018): the squared gradient norm on the reals the
+                # discriminator saw, augmented as they were.
+                gradients = input_tape.gradient(real_sum, images)[size:]
+                total += params.r1_gamma / 2 * tf.reduce_sum(tf.square(gradients)) / (
+                    params.batch_size)
+            if params.lecam_weight > 0:
+                # LeCam (Tseng et al. 2021), as their code writes it: reals are pulled no
+                # further up than the fakes' average output, fakes no further down than the
+                # reals'.
+                real_anchor, fake_anchor = self.lecam_anchors[0], self.lecam_anchors[1]
+                penalty = tf.reduce_sum(tf.square(tf.nn.relu(sign * real_logits - fake_anchor)))
+                penalty += tf.reduce_sum(tf.square(tf.nn.relu(real_anchor - sign * fake_logits)))
+                total += params.lecam_weight * penalty / params.batch_size
+            if params.consistency_weight > 0:
+                # bCR (Zhao et al. 2021): the same images under a second augmentation should
+                # get the same outputs, for reals and fakes alike.
+                views = tf.concat([self._augment(fake, batch["aug_fake_2"]),
+                                   self._augment(real, batch["aug_real_2"])], axis=0)
+                other = tf.cast(self.discriminator(views, training=True), tf.float32)
+                total += params.consistency_weight * tf.reduce_sum(
+                    tf.square(other - logits)) / params.batch_size
+            scaled = self.d_optimizer.scale_loss(total)
         variables = self.discriminator.trainable_variables
         self.d_optimizer.apply(tape.gradient(scaled, variables), variables)
-        sign = 1.0 if self.loss.real_is_positive else -1.0
+        if params.lecam_weight > 0:
+            self._update_lecam_anchors(sign * real_logits, sign * fake_logits)
         return {"d_loss": d_loss,
                 "d_real_accuracy": self._fraction(sign * real_logits > 0),
                 "d_fake_accuracy": self._fraction(sign * fake_logits < 0)}
+
+    def _update_lecam_anchors(self, real_logits, fake_logits):
+        # Global means over every replica's share of the batch, then the moving average.
+        context = tf.distribute.get_replica_context()
+        sums = context.all_reduce(tf.distribute.ReduceOp.SUM, tf.stack([
+            tf.reduce_sum(real_logits), tf.reduce_sum(fake_logits)]))
+        means = tf.stop_gradient(sums / self.train_params.batch_size)
+        self.lecam_anchors.assign(LECAM_DECAY * self.lecam_anchors + (1 - LECAM_DECAY) * means)
 
     def generator_step(self, batch) -> dict:
         """One update of the generator through the discriminator, which stays frozen."""
@@ -157,6 +208,35 @@ class GAN:
                 f"train: the loss became NaN or infinite at step {bad}; stopped, and the last "
                 "good checkpoint is kept. Lower the learning rates or turn on train.clipvalue")
 
+    def refresh_sampler_statistics(self) -> None:
+        """Recomputes the moving average's batch-norm statistics for its own weights.
+
+        The average copies the generator's running statistics, which belong to the
+        generator's weights, not to the averaged ones. With ema_bn_batches > 0 they are
+        recomputed from that many batches of fixed latent vectors run through the average
+        (BigGAN's "standing statistics"): each batch-norm layer ends with the mean of the
+        batches' means and variances.
+        """
+        count = self.train_params.ema_bn_batches
+        if self.ema_generator is None or count == 0:
+            return
+        norms = [layer for layer in self.ema_generator.layers
+                 if isinstance(layer, keras.layers.BatchNormalization)]
+        momenta = [layer.momentum for layer in norms]
+        rng = np.random.default_rng([self.train_params.seed, 2])
+        latent_dim = self.model_params.latent_dim
+        try:
+            for index in range(count):
+                for layer in norms:
+                    # moving = moving * momentum + batch * (1 - momentum): a running mean.
+                    layer.momentum = index / (index + 1)
+                latents = rng.standard_normal((self.train_params.batch_size, latent_dim))
+                self.ema_generator(latents.astype(np.float32), training=True)
+        finally:
+            for layer, momentum in zip(norms, momenta):
+                layer.momentum = momentum
+
     def generate(self, latents: np.ndarray) -> np.ndarray:
         """Images of the sampling generator for `latents`, as uint8."""
+        self.refresh_sampler_statistics()
         return generate_images(self.sampler, latents, self.train_params.pixel_range)

@@ -81,6 +81,8 @@ def build_generator(params: ModelParams) -> keras.Model:
     """Builds the generator for `params.architecture`: latent vectors in, tanh images out."""
     if params.architecture == "chollet":
         return _chollet_generator(params.latent_dim, params.width)
+    if params.architecture == "resnet":
+        return _resnet_generator(params.latent_dim, params.width)
     return _compact_generator(params.latent_dim, params.width)
 
 
@@ -88,6 +90,8 @@ def build_discriminator(params: ModelParams) -> keras.Model:
     """Builds the discriminator for `params.architecture`: images in, one logit per image out."""
     if params.architecture == "chollet":
         return _chollet_discriminator(params.width, params.dropout)
+    if params.architecture == "resnet":
+        return _resnet_discriminator(params.width, params.dropout, params.spectral_norm)
     return _compact_discriminator(params.width, params.dropout, params.spectral_norm)
 
 
@@ -154,6 +158,63 @@ def _compact_discriminator(width: int, dropout: float, spectral_norm: bool) -> k
         x = conv(multiplier * width, 4, strides=2, padding="same")(x)
         x = layers.LeakyReLU(0.2)(x)
     x = layers.Flatten()(x)
+    if dropout > 0:
+        x = layers.Dropout(dropout)(x)
+    logit = dense(1, dtype="float32")(x)
+    return keras.Model(image, logit, name="discriminator")
+
+
+# The residual networks of Miyato et al. 2018 (SNGAN) for CIFAR-10, at `width` channels
+# throughout (SNGAN uses 256 in the generator and 128 in the discriminator).
+
+def _residual_up(x, width: int):
+    shortcut = layers.Conv2D(width, 1)(layers.UpSampling2D(2)(x))
+    x = layers.ReLU()(layers.BatchNormalization(synchronized=True)(x))
+    x = layers.Conv2D(width, 3, padding="same")(layers.UpSampling2D(2)(x))
+    x = layers.ReLU()(layers.BatchNormalization(synchronized=True)(x))
+    x = layers.Conv2D(width, 3, padding="same")(x)
+    return layers.Add()([x, shortcut])
+
+
+def _resnet_generator(latent_dim: int, width: int) -> keras.Model:
+    latent = keras.Input(shape=(latent_dim,), name="latent")
+    x = layers.Reshape((4, 4, width))(layers.Dense(4 * 4 * width)(latent))
+    for _ in range(3):
+        x = _residual_up(x, width)
+    x = layers.ReLU()(layers.BatchNormalization(synchronized=True)(x))
+    image = layers.Conv2D(CHANNELS, 3, padding="same", activation="tanh", dtype="float32")(x)
+    return keras.Model(latent, image, name="generator")
+
+
+def _residual_down(x, width: int, conv, downsample: bool, first: bool):
+    # The first block sees the image itself, so it starts with a convolution, not a ReLU, and
+    # pools its shortcut before the 1x1 convolution (SNGAN's "optimized" block).
+    shortcut = x
+    if first:
+        shortcut = conv(width, 1)(layers.AveragePooling2D(2)(shortcut))
+    elif downsample or x.shape[-1] != width:
+        shortcut = conv(width, 1)(shortcut)
+        if downsample:
+            shortcut = layers.AveragePooling2D(2)(shortcut)
+    if not first:
+        x = layers.ReLU()(x)
+    x = conv(width, 3, padding="same")(x)
+    x = conv(width, 3, padding="same")(layers.ReLU()(x))
+    if downsample:
+        x = layers.AveragePooling2D(2)(x)
+    return layers.Add()([x, shortcut])
+
+
+def _resnet_discriminator(width: int, dropout: float, spectral_norm: bool) -> keras.Model:
+    conv = SpectralConv2D if spectral_norm else layers.Conv2D
+    dense = SpectralDense if spectral_norm else layers.Dense
+    image = keras.Input(shape=IMAGE_SHAPE, name="image")
+    x = _residual_down(image, width, conv, downsample=True, first=True)
+    x = _residual_down(x, width, conv, downsample=True, first=False)
+    for _ in range(2):
+        x = _residual_down(x, width, conv, downsample=False, first=False)
+    # Summed, not averaged, over the 8x8 positions, as SNGAN does.
+    x = layers.GlobalAveragePooling2D()(layers.ReLU()(x)) * 64.0
     if dropout > 0:
         x = layers.Dropout(dropout)(x)
     logit = dense(1, dtype="float32")(x)

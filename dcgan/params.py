@@ -48,7 +48,7 @@ class PrepareParams:
 
 @dataclass(frozen=True)
 class ModelParams:
-    architecture: str = spec(choices=("compact", "chollet"), recipe=True)
+    architecture: str = spec(choices=("compact", "resnet", "chollet"), recipe=True)
     latent_dim: int = spec(low=1, recipe=True)
     width: int = spec(low=1, recipe=True)
     dropout: float = spec(low=0.0, high=1.0, high_open=True, recipe=True)
@@ -78,7 +78,13 @@ class TrainParams:
     shuffle: bool = spec(recipe=True)
     ema: float = spec(low=0.0, high=1.0, high_open=True, recipe=True,
                       doc="0 turns the moving average off")
+    ema_bn_batches: int = spec(low=0, recipe=True,
+                               doc="0 keeps the generator's batch-norm statistics")
     augment: tuple[str, ...] = spec(choices=AUGMENT_POLICIES, recipe=True)
+    r1_gamma: float = spec(low=0.0, recipe=True, doc="0 turns the R1 penalty off")
+    lecam_weight: float = spec(low=0.0, recipe=True, doc="0 turns LeCam regularisation off")
+    consistency_weight: float = spec(low=0.0, recipe=True,
+                                     doc="0 turns consistency regularisation (bCR) off")
     seed: int = spec(low=0)
     log_every: int = spec(low=1)
     snapshot_every: int = spec(low=1)
@@ -92,6 +98,12 @@ class TrainParams:
         if self.loss == "hinge" and self.label_noise > 0:
             raise ParamsError("train.label_noise: must be 0 with train.loss 'hinge', which has "
                               "no labels to add noise to")
+        if self.consistency_weight > 0 and not self.augment:
+            raise ParamsError("train.consistency_weight: compares two augmentations of each "
+                              "image, so it needs train.augment; set one or set it to 0")
+        if self.ema_bn_batches > 0 and self.ema == 0:
+            raise ParamsError("train.ema_bn_batches: refreshes the moving average's statistics, "
+                              "so it needs train.ema > 0; set it to 0")
         if self.augment and self.pixel_range != "symmetric":
             raise ParamsError("train.augment: DiffAugment works on [-1, 1] images; set "
                               "train.pixel_range to 'symmetric' or train.augment to []")

@@ -28,6 +28,7 @@ def save_outputs(result, out_dir: str | os.PathLike) -> None:
     only once training has completed.
     """
     gan = result.gan
+    gan.refresh_sampler_statistics()
     with atomic_path(out_dir) as tmp:
         tmp.mkdir()
         gan.sampler.save(tmp / GENERATOR)
