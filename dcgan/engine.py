@@ -22,25 +22,58 @@ class Engine:
     def replicas(self) -> int:
         return self.strategy.num_replicas_in_sync
 
+    def describe(self) -> dict:
+        """What changes the variables a run keeps or the arithmetic it does, for fingerprints."""
+        return {"devices": self.replicas, "jit_compile": self.jit_compile,
+                "mixed_precision": self.mixed_precision}
+
+
+def choose(train_params: TrainParams, gpus: int, cpus: int) -> tuple[bool, bool, str]:
+    """Resolves the switches for a machine with `gpus` GPUs and `cpus` logical CPUs.
+
+    Returns (jit_compile, mixed_precision, devices) with devices one of "one", "gpus", "cpus".
+
+    auto means: XLA on one device, float16 on GPUs, every GPU (or, when a caller split the
+    host on purpose, every logical CPU) under MirroredStrategy. XLA stays off with several
+    devices: a compiled step cannot reach variables that live on another device ("Trying to
+    access resource ... located in device CPU:1 from device CPU:0").
+
+    Raises:
+        ParamsError: float16 asked for without a GPU, or XLA asked for with several devices.
+    """
+    if train_params.mixed_precision == "on" and not gpus:
+        raise ParamsError("train.mixed_precision: 'on' needs a GPU and none is visible; "
+                          "use 'auto' or 'off' on a CPU")
+    mixed = train_params.mixed_precision == "on" or (
+        train_params.mixed_precision == "auto" and gpus > 0)
+    devices = "one"
+    if train_params.distribute == "auto":
+        if gpus > 1:
+            devices = "gpus"
+        elif gpus == 0 and cpus > 1:
+            devices = "cpus"
+    several = devices != "one"
+    if train_params.jit_compile == "on" and several:
+        raise ParamsError("train.jit_compile: 'on' cannot run on several devices, since XLA "
+                          "cannot reach variables on another device; use 'auto' or 'off', or "
+                          "set train.distribute to 'off'")
+    jit = train_params.jit_compile == "on" or (train_params.jit_compile == "auto"
+                                               and not several)
+    return jit, mixed, devices
+
 
 def resolve_engine(train_params: TrainParams) -> Engine:
     """Turns the jit_compile, mixed_precision and distribute switches into an Engine.
 
     Raises:
-        ParamsError: mixed precision asked for on a machine without a GPU.
+        ParamsError: see choose.
     """
     gpus = tf.config.list_logical_devices("GPU")
-    if train_params.mixed_precision == "on" and not gpus:
-        raise ParamsError("train.mixed_precision: 'on' needs a GPU and none is visible; "
-                          "use 'auto' or 'off' on a CPU")
-    mixed = train_params.mixed_precision == "on" or (
-        train_params.mixed_precision == "auto" and bool(gpus))
-    jit = train_params.jit_compile == "on" or (train_params.jit_compile == "auto" and bool(gpus))
     cpus = tf.config.list_logical_devices("CPU")
-    if train_params.distribute == "auto" and len(gpus) > 1:
+    jit, mixed, devices = choose(train_params, len(gpus), len(cpus))
+    if devices == "gpus":
         strategy = tf.distribute.MirroredStrategy([d.name for d in gpus])
-    elif train_params.distribute == "auto" and not gpus and len(cpus) > 1:
-        # Several logical CPUs exist only when a caller split the host on purpose.
+    elif devices == "cpus":
         strategy = tf.distribute.MirroredStrategy([d.name for d in cpus])
     else:
         strategy = tf.distribute.get_strategy()

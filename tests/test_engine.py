@@ -1,0 +1,103 @@
+"""The GPU path on the CPU: every engine `auto` can choose trains, saves and reloads."""
+
+import json
+import subprocess
+import sys
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from dcgan.engine import choose
+from dcgan.errors import ParamsError
+from dcgan.params import parse_section
+from tiny import tiny_params
+
+
+def switches(**overrides):
+    params = tiny_params(**{f"train__{key}": value for key, value in overrides.items()})
+    return parse_section("train", params["train"])
+
+
+AUTO = dict(jit_compile="auto", mixed_precision="auto", distribute="auto")
+
+
+@pytest.mark.parametrize("gpus, cpus, expected", [
+    (0, 1, (True, False, "one")),   # a CPU: XLA on one device
+    (0, 2, (False, False, "cpus")),  # a CPU split on purpose: several devices, so no XLA
+    (1, 1, (True, True, "one")),    # one GPU: XLA and float16
+    (2, 1, (False, True, "gpus")),  # several GPUs: float16, no XLA
+])
+def test_what_auto_chooses(gpus, cpus, expected):
+    assert choose(switches(**AUTO), gpus, cpus) == expected
+
+
+def test_explicit_switches_win_and_impossible_ones_are_refused():
+    assert choose(switches(**AUTO | {"distribute": "off"}), 2, 1) == (True, True, "one")
+    assert choose(switches(**AUTO | {"jit_compile": "off"}), 1, 1) == (False, True, "one")
+    with pytest.raises(ParamsError, match="^train.jit_compile: 'on' cannot run on several"):
+        choose(switches(**AUTO | {"jit_compile": "on"}), 2, 1)
+    with pytest.raises(ParamsError, match="^train.mixed_precision: 'on' needs a GPU"):
+        choose(switches(**AUTO | {"mixed_precision": "on"}), 0, 1)
+
+
+# Runs in a fresh interpreter, since logical devices must be set before TensorFlow starts.
+# Each engine that auto picks on some machine is built as that machine would build it (float16
+# and XLA both run on a CPU; two logical CPUs stand in for two GPUs), then trains a few steps,
+# saves its outputs, reloads the generator and samples.
+SCRIPT = """
+import json, sys
+import numpy as np
+import tensorflow as tf
+cpu = tf.config.list_physical_devices("CPU")[0]
+tf.config.set_logical_device_configuration(cpu, [tf.config.LogicalDeviceConfiguration()] * 2)
+sys.path.insert(0, {tests!r})
+from tiny import tiny_params
+from dcgan import train_outputs, training
+from dcgan.engine import Engine
+from dcgan.params import parse_section
+from dcgan.sampling import draw_samples, load_generator
+images = np.random.default_rng(0).integers(0, 256, (32, 32, 32, 3), dtype=np.uint8)
+# One strategy for every two-device run: several MirroredStrategy objects in one process
+# share collective keys and can abort each other (tensorflow/tensorflow#61314); the train
+# stage makes one per process.
+mirrored = tf.distribute.MirroredStrategy([d.name for d in tf.config.list_logical_devices("CPU")])
+results = {{}}
+for recipe in ("chollet", "compact"):
+    for name, jit, mixed, devices in (("one GPU", True, True, 1), ("several GPUs", False, True, 2),
+                                      ("CPU", True, False, 1), ("split CPU", False, False, 2)):
+        params = tiny_params(recipe, train__iterations=3, train__deterministic=False)
+        model = parse_section("model", params["model"])
+        train = parse_section("train", params["train"])
+        strategy = mirrored if devices == 2 else tf.distribute.get_strategy()
+        folder = {folder!r} + f"/{{recipe}}-{{name}}"
+        result = training.fit(images, model, train, folder + "/checkpoints", "d",
+                              engine=Engine(strategy, jit, mixed))
+        train_outputs.save_outputs(result, folder + "/models")
+        generator = load_generator(folder + "/models/generator.keras")
+        samples, _ = draw_samples(generator, 5, 0, 5, train.pixel_range)
+        results[f"{{recipe}}, {{name}}"] = {{
+            "losses": [[r["d_loss"], r["g_loss"]] for r in result.log_rows],
+            "policy": result.gan.generator.layers[-1].dtype_policy.name,
+            "compute": result.gan.generator.layers[1].dtype_policy.compute_dtype,
+            "replicas": result.gan.engine.replicas,
+            "samples": list(samples.shape), "spread": int(samples.max()) - int(samples.min())}}
+print(json.dumps(results))
+"""
+
+
+def test_every_engine_auto_can_choose_trains_saves_and_reloads(tmp_path):
+    script = SCRIPT.format(tests=str(Path(__file__).parent), folder=str(tmp_path))
+    result = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True,
+                            timeout=600)
+    assert result.returncode == 0, result.stderr[-3000:]
+    runs = json.loads(result.stdout.strip().splitlines()[-1])
+    assert len(runs) == 8
+    for name, run in runs.items():
+        assert len(run["losses"]) == 3 and all(np.isfinite(run["losses"]).ravel()), name
+        assert run["samples"] == [5, 32, 32, 3] and run["spread"] > 0, name
+        assert run["replicas"] == (2 if "several" in name or "split" in name else 1), name
+        float16 = "GPU" in name
+        assert run["compute"] == ("float16" if float16 else "float32"), name
+        # The image layer stays float32 under float16 training, so outputs keep full range.
+        assert run["policy"] == "float32", name
