@@ -54,12 +54,12 @@ def main() -> None:
         model, train = load_recipe(recipe, args.params)
         with tempfile.TemporaryDirectory() as folder:
             result = training.fit(train_images, model, train, folder,
-                                  training.fingerprint_of(model, train, "bench"),
+                                  "bench",
                                   max_seconds=args.minutes * 60)
         samples, _ = draw_samples(result.gan.sampler, sample.num_samples, sample.seed,
                                   sample.batch_size, train.pixel_range)
         scores = evaluate(samples, train_images, reference, evaluate_params, inception_model)
-        steps = result.log_rows[-1]["step"]
+        steps = result.last_step
         results.append((name, steps, steps * train.batch_size, result.seconds, scores))
         pictures.append(grids.image_grid(samples[:64], 8, 8))
 

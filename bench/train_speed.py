@@ -143,7 +143,7 @@ def time_full_recipe(images) -> float:
     model, train = recipe("chollet", log_every=1000, snapshot_every=1000, checkpoint_every=10000)
     with tempfile.TemporaryDirectory() as folder:
         started = time.perf_counter()
-        training.fit(images, model, train, folder, training.fingerprint_of(model, train, ""))
+        training.fit(images, model, train, folder, "")
         return time.perf_counter() - started
 
 

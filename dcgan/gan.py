@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import contextlib
+
 import keras
 import numpy as np
 import tensorflow as tf
@@ -17,6 +19,18 @@ from dcgan.sampling import generate_images
 
 # The decay of LeCam's moving averages of the discriminator's outputs, as in Tseng et al.
 LECAM_DECAY = 0.99
+
+
+@contextlib.contextmanager
+def _global_policy(name: str):
+    # Layers take the global dtype policy when they are built and keep it, so setting it only
+    # while the networks are built leaves nothing behind for the next run in this process.
+    previous = keras.mixed_precision.global_policy()
+    keras.mixed_precision.set_global_policy(name)
+    try:
+        yield
+    finally:
+        keras.mixed_precision.set_global_policy(previous)
 
 
 def make_optimizer(train_params: TrainParams, learning_rate: float, mixed: bool):
@@ -47,10 +61,9 @@ class GAN:
         self.model_params, self.train_params, self.engine = model_params, train_params, engine
         self.loss = make_loss(train_params.loss, train_params.label_noise)
         self.policies = train_params.augment
-        if engine.mixed_precision:
-            keras.mixed_precision.set_global_policy("mixed_float16")
         keras.utils.set_random_seed(train_params.seed)
-        with engine.strategy.scope():
+        precision = "mixed_float16" if engine.mixed_precision else "float32"
+        with engine.strategy.scope(), _global_policy(precision):
             self.generator = build_generator(model_params)
             self.discriminator = build_discriminator(model_params)
             self.ema_generator = None
@@ -183,6 +196,12 @@ class GAN:
                    for name, value in per_replica.items()}
         self.step_counter.assign_add(1)
         finite = tf.math.is_finite(metrics["d_loss"]) & tf.math.is_finite(metrics["g_loss"])
+        # An update can turn the weights to NaN while its own loss is still finite; that
+        # step counts as the first bad one, so that no checkpoint keeps such weights.
+        for variables in (self.generator.trainable_variables,
+                          self.discriminator.trainable_variables):
+            for variable in variables:
+                finite &= tf.reduce_all(tf.math.is_finite(variable))
         self.first_bad_step.assign(tf.where(
             (self.first_bad_step < 0) & tf.logical_not(finite), self.step_counter,
             self.first_bad_step))
@@ -200,13 +219,19 @@ class GAN:
                     average.assign(weight)
         return metrics
 
-    def raise_if_diverged(self) -> None:
-        """Raises TrainingError naming the first step whose loss was NaN or infinite."""
+    def raise_if_diverged(self, kept_step: int | None) -> None:
+        """Raises TrainingError naming the first step whose loss or weights were not finite.
+
+        Args:
+            kept_step: the step of the checkpoint a rerun would resume from, if any.
+        """
         bad = int(self.first_bad_step.numpy())
         if bad >= 0:
+            kept = ("no checkpoint is kept" if kept_step is None
+                    else f"the checkpoint at step {kept_step} is kept")
             raise TrainingError(
-                f"train: the loss became NaN or infinite at step {bad}; stopped, and the last "
-                "good checkpoint is kept. Lower the learning rates or turn on train.clipvalue")
+                f"train: the losses or weights became NaN or infinite at step {bad}; stopped, "
+                f"and {kept}. Lower the learning rates or turn on train.clipvalue")
 
     def refresh_sampler_statistics(self) -> None:
         """Recomputes the moving average's batch-norm statistics for its own weights.

@@ -46,21 +46,24 @@ class TrainResult:
     snapshots: dict[int, np.ndarray]
     seconds: float
     resumed_from: int
+    last_step: int
 
 
 def fit(images: np.ndarray, model_params: ModelParams, train_params: TrainParams,
-        checkpoint_dir: str | Path, fingerprint: dict, engine: Engine | None = None,
+        checkpoint_dir: str | Path, data_digest: str, engine: Engine | None = None,
         stop_after: int | None = None, max_seconds: float | None = None) -> TrainResult:
     """Trains the GAN on uint8 `images`, resuming from `checkpoint_dir` when it matches.
 
     Args:
-        fingerprint: what the run depends on (params, data digest); a checkpoint made with a
-            different fingerprint is not resumed.
-        stop_after: stop after this step as if interrupted (for tests and benchmarks).
+        data_digest: identifies the training data; with the params and the engine's
+            precision it makes the fingerprint a checkpoint must match to be resumed.
+        stop_after: stop after this step as if interrupted (for tests and benchmarks); 0 stops
+            before the first step.
         max_seconds: stop after the step that uses up this wall-clock budget (benchmarks).
 
     Raises:
-        TrainingError: a loss became NaN or infinite; the last good checkpoint stays.
+        TrainingError: a loss or a weight became NaN or infinite; the last good checkpoint
+            stays, and the message names its step.
     """
     engine = engine or resolve_engine(train_params)
     check_batch_size(train_params, len(images), engine)
@@ -68,9 +71,10 @@ def fit(images: np.ndarray, model_params: ModelParams, train_params: TrainParams
         import tensorflow as tf
 
         tf.config.experimental.enable_op_determinism()
+    fingerprint = fingerprint_of(model_params, train_params, data_digest, engine)
+    store = CheckpointStore(checkpoint_dir)
     gan = GAN(model_params, train_params, engine)
     gan.step_counter.assign(0)
-    store = CheckpointStore(checkpoint_dir)
     restored = store.restore(gan.state(), fingerprint)
     start, log_rows, seconds_before = 0, [], 0.0
     if restored is not None:
@@ -85,36 +89,41 @@ def fit(images: np.ndarray, model_params: ModelParams, train_params: TrainParams
         dataset = engine.strategy.experimental_distribute_dataset(dataset)
     iterator = iter(dataset)
     iterations = train_params.iterations
-    last = min(iterations, stop_after) if stop_after else iterations
+    last = iterations if stop_after is None else min(iterations, stop_after)
     started = time.perf_counter()
     quiet = not on_terminal()
     progress = progress_bar(total=iterations, initial=start, unit="step", desc="train")
-    last_line = started
+    last_line, step = started, start
+
+    def check():
+        gan.raise_if_diverged(store.latest_step())
+
     try:
         for step in range(start + 1, last + 1):
             metrics = gan.step_fn(iterator)
             progress.update(1)
             out_of_time = max_seconds is not None and time.perf_counter() - started >= max_seconds
-            boundary = step == last or out_of_time
-            if step % train_params.log_every == 0 or boundary:
+            stopping = step == last or out_of_time
+            # Only the steps an uninterrupted run logs, so a resumed log equals its log.
+            if step % train_params.log_every == 0 or step == iterations:
                 values = {"step": step, **{k: float(v) for k, v in metrics.items()},
                           "seconds": round(seconds_before + time.perf_counter() - started, 3)}
                 row = {column: values[column] for column in train_log.COLUMNS}
-                gan.raise_if_diverged()
+                check()
                 log_rows.append(row)
                 progress.set_postfix(d=f"{row['d_loss']:.3f}", g=f"{row['g_loss']:.3f}")
                 now = time.perf_counter()
-                if quiet and (now - last_line > LOG_INTERVAL or boundary):
+                if quiet and (now - last_line > LOG_INTERVAL or stopping):
                     logger.info("step %d/%d d_loss %.4f g_loss %.4f (%.2f steps/s)", step,
                                 iterations, row["d_loss"], row["g_loss"],
                                 (step - start) / (now - started))
                     last_line = now
             if step % train_params.snapshot_every == 0 or step == iterations or out_of_time:
-                gan.raise_if_diverged()
+                check()
                 snapshots[step] = gan.generate(latents)
                 store.write_snapshot(step, snapshots[step])
-            if step % train_params.checkpoint_every == 0 or boundary:
-                gan.raise_if_diverged()
+            if step % train_params.checkpoint_every == 0 or stopping:
+                check()
                 store.save(gan.state(), fingerprint, step, log_rows,
                            seconds_before + time.perf_counter() - started)
             if out_of_time:
@@ -123,20 +132,22 @@ def fit(images: np.ndarray, model_params: ModelParams, train_params: TrainParams
         progress.close()
     return TrainResult(gan=gan, log_rows=log_rows, snapshots=snapshots,
                        seconds=seconds_before + time.perf_counter() - started,
-                       resumed_from=start)
+                       resumed_from=start, last_step=step)
 
 
 def fingerprint_of(model_params: ModelParams, train_params: TrainParams,
-                   data_digest: str) -> dict:
-    """What a checkpoint must match to be resumed: every param that changes the computation.
+                   data_digest: str, engine: Engine) -> dict:
+    """What a checkpoint must match to be resumed: everything that changes the computation.
 
     How often a run logs, snapshots and checkpoints changes nothing it computes, so a run
-    resumes across changes of those.
+    resumes across changes of those. The resolved precision counts, since float16 changes
+    the arithmetic and adds variables; the number of devices and XLA do not.
     """
     train_values = dataclasses.asdict(train_params)
     for key in CADENCE_KEYS:
         train_values.pop(key)
     fingerprint = {"model": dataclasses.asdict(model_params), "train": train_values,
+                   "precision": "mixed_float16" if engine.mixed_precision else "float32",
                    "data": data_digest}
     # As JSON stores it (tuples become lists), so that a saved one compares equal.
     return json.loads(json.dumps(fingerprint))

@@ -26,7 +26,7 @@ for mode in ("off", "auto"):
                          train__distribute=mode, train__deterministic=False)
     model, train = parse_section("model", params["model"]), parse_section("train", params["train"])
     result = training.fit(images, model, train, {folder!r} + mode,
-                            training.fingerprint_of(model, train, "d"))
+                            "d")
     runs[mode] = {{"devices": result.gan.engine.replicas,
                   "losses": [[r["d_loss"], r["g_loss"]] for r in result.log_rows]}}
 print(json.dumps(runs))

@@ -98,7 +98,7 @@ def test_books_data_order_is_sequential_and_shuffled_order_is_a_permutation():
 @pytest.mark.parametrize("name", ["chollet", "compact"])
 def test_six_steps_equal_three_then_resume_then_three(tmp_path, name):
     model, train = recipe(name)
-    fingerprint = training.fingerprint_of(model, train, "data")
+    fingerprint = "data"  # the training data's digest
     images = random_images()
     whole = training.fit(images, model, train, tmp_path / "a", fingerprint)
     training.fit(images, model, train, tmp_path / "b", fingerprint, stop_after=3)
@@ -115,11 +115,11 @@ def test_six_steps_equal_three_then_resume_then_three(tmp_path, name):
 def test_checkpoint_with_other_params_is_not_resumed(tmp_path, caplog):
     model, train = recipe()
     images = random_images()
-    training.fit(images, model, train, tmp_path, training.fingerprint_of(model, train, "d"),
+    training.fit(images, model, train, tmp_path, "d",
                    stop_after=3)
     model, train = recipe(train__d_learning_rate=0.001)
     result = training.fit(images, model, train, tmp_path,
-                            training.fingerprint_of(model, train, "d"))
+                            "d")
     assert result.resumed_from == 0
     assert "train.d_learning_rate was 0.0008, now 0.001" in caplog.text
     assert "starting fresh" in caplog.text
@@ -128,12 +128,12 @@ def test_checkpoint_with_other_params_is_not_resumed(tmp_path, caplog):
 def test_checkpoint_resumes_when_only_the_logging_cadence_changed(tmp_path):
     model, train = recipe()
     images = random_images()
-    training.fit(images, model, train, tmp_path, training.fingerprint_of(model, train, "d"),
+    training.fit(images, model, train, tmp_path, "d",
                  stop_after=3)
     model, train = recipe(train__log_every=2, train__snapshot_every=3,
                           train__checkpoint_every=2)
     result = training.fit(images, model, train, tmp_path,
-                          training.fingerprint_of(model, train, "d"))
+                          "d")
     assert result.resumed_from == 3
 
 
@@ -148,11 +148,72 @@ def test_nan_loss_stops_with_the_step_named_and_keeps_last_good_checkpoint(tmp_p
 
     monkeypatch.setattr(GAN, "generator_step", poisoned)
     model, train = recipe(train__iterations=12, train__checkpoint_every=2, train__log_every=3)
-    with pytest.raises(TrainingError, match=r"NaN or infinite at step 5;"):
-        training.fit(random_images(), model, train, tmp_path,
-                       training.fingerprint_of(model, train, "d"))
+    with pytest.raises(TrainingError, match=r"NaN or infinite at step 5; stopped, and the "
+                                            r"checkpoint at step 4 is kept"):
+        training.fit(random_images(), model, train, tmp_path, "d")
     assert json.loads((tmp_path / "latest.json").read_text())["step"] == 4
     assert [p.name for p in tmp_path.glob("ckpt-*")] == ["ckpt-00000004"]
+
+
+def test_weights_turned_nan_by_a_finite_step_are_never_checkpointed(tmp_path, monkeypatch):
+    original = GAN.generator_step
+
+    def poisoning(self, batch):
+        # The third update leaves a NaN in a weight while its own loss is finite.
+        metrics = original(self, batch)
+        kernel = self.generator.trainable_variables[0]
+        kernel.assign(tf.where(self.step_counter >= 2, float("nan"), kernel))
+        return metrics
+
+    monkeypatch.setattr(GAN, "generator_step", poisoning)
+    model, train = recipe(train__checkpoint_every=1)
+    with pytest.raises(TrainingError, match=r"at step 3; stopped, and the checkpoint at "
+                                            r"step 2 is kept"):
+        training.fit(random_images(), model, train, tmp_path, "d")
+    with np.load(tmp_path / "ckpt-00000002" / "state.npz") as state:
+        assert all(np.all(np.isfinite(state[key])) for key in state.files
+                   if state[key].dtype.kind == "f")
+
+
+def test_the_divergence_message_says_when_no_checkpoint_is_kept(tmp_path, monkeypatch):
+    model, train = recipe()
+    training.fit(random_images(), model, train, tmp_path, "d", stop_after=3)
+    original = GAN.generator_step
+    monkeypatch.setattr(GAN, "generator_step", lambda self, batch: {
+        "g_loss": original(self, batch)["g_loss"] * float("nan")})
+    # Other params: the old checkpoint goes, and the run diverges before it saves one.
+    model, train = recipe(train__g_learning_rate=0.001)
+    with pytest.raises(TrainingError, match=r"at step 1; stopped, and no checkpoint is kept"):
+        training.fit(random_images(), model, train, tmp_path, "d")
+    assert not list(tmp_path.glob("ckpt-*"))
+
+
+@pytest.mark.parametrize("stop", [{"stop_after": 3}, {"max_seconds": 0}])
+def test_a_resumed_log_equals_the_uninterrupted_one(tmp_path, stop):
+    model, train = recipe(train__log_every=2)
+    images = random_images()
+    whole = training.fit(images, model, train, tmp_path / "whole", "d")
+    first = training.fit(images, model, train, tmp_path / "cut", "d", **stop)
+    assert first.last_step in (1, 3) and all(r["step"] % 2 == 0 for r in first.log_rows)
+    resumed = training.fit(images, model, train, tmp_path / "cut", "d")
+    assert resumed.resumed_from == first.last_step
+    assert [r["step"] for r in resumed.log_rows] == [r["step"] for r in whole.log_rows] == [
+        2, 4, 6]
+
+
+def test_a_float16_policy_does_not_outlive_its_run():
+    import keras
+
+    from dcgan.engine import Engine
+
+    model, train = recipe("compact")
+    mixed = GAN(model, train, Engine(tf.distribute.get_strategy(), False, True))
+    assert mixed.generator.layers[1].dtype_policy.name == "mixed_float16"
+    # Whatever the process builds next takes float32 again, as before the float16 run.
+    assert keras.mixed_precision.global_policy().name == "float32"
+    assert keras.layers.Dense(2).dtype_policy.name == "float32"
+    plain = GAN(model, train, Engine(tf.distribute.get_strategy(), False, False))
+    assert {layer.dtype_policy.name for layer in plain.generator.layers} == {"float32"}
 
 
 def run_stage(tmp_path, params, *extra):
@@ -169,7 +230,7 @@ def run_stage(tmp_path, params, *extra):
     ({"train__batch_size": 65}, "error: train.batch_size: 65 is larger than the 64 training"),
     ({"train__iterations": 0}, "error: train.iterations: expected an integer >= 1, found 0"),
     ({"model__architecture": "big"},
-     "error: model.architecture: expected one of 'compact', 'chollet'"),
+     "error: model.architecture: expected one of 'compact', 'resnet', 'chollet'"),
     ({"train__g_learning_rate": -1}, "error: train.g_learning_rate: expected a number > 0.0"),
     ({"train__mixed_precision": "on"}, "error: train.mixed_precision: 'on' needs a GPU"),
 ])
@@ -186,6 +247,9 @@ def test_bad_params_exit_with_one_line(tmp_path, capsys, monkeypatch, overrides,
 
 def test_stage_writes_models_only_when_training_completes(tmp_path):
     params = tiny_params()
+    assert run_stage(tmp_path, params, "--stop-after", "0") == 0
+    assert not (tmp_path / "models").exists()
+    assert not (tmp_path / "checkpoints" / "latest.json").exists()
     assert run_stage(tmp_path, params, "--stop-after", "3") == 0
     assert not (tmp_path / "models").exists()
     assert (tmp_path / "checkpoints" / "latest.json").exists()
@@ -199,6 +263,16 @@ def test_stage_writes_models_only_when_training_completes(tmp_path):
     assert len(list((models / "snapshots").glob("step_*.png"))) == 3
     recipe_json = json.loads((models / "recipe.json").read_text())
     assert recipe_json["train"]["clipvalue"] == 1.0 and recipe_json["model"]["width"] == 4
+
+
+def test_the_stage_refuses_a_checkpoint_folder_it_did_not_write(tmp_path, capsys):
+    folder = tmp_path / "checkpoints"
+    folder.mkdir()
+    (folder / "notes.txt").write_text("mine")
+    assert run_stage(tmp_path, tiny_params()) == 1
+    err = capsys.readouterr().err.strip()
+    assert err.startswith(f"error: {folder}: holds notes.txt") and "\n" not in err
+    assert (folder / "notes.txt").read_text() == "mine"
 
 
 def test_kill_9_loses_only_the_steps_since_the_last_checkpoint(tmp_path):
