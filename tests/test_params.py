@@ -105,6 +105,11 @@ def test_bad_value_is_rejected_with_the_key_named(section, key, value, words):
     ({"model__spectral_norm": True}, "model.spectral_norm: the chollet architecture has no"),
     ({"train__loss": "hinge"}, "train.label_noise: must be 0 with train.loss 'hinge'"),
     ({"train__augment": ["cutout"], "train__pixel_range": "unit"}, "train.augment: DiffAugment"),
+    ({"train__consistency_weight": 1.0},
+     r"train.consistency_weight: compares two augmentations of each image, so it needs "
+     r"train.augment"),
+    ({"train__ema_bn_batches": 4}, r"train.ema_bn_batches: refreshes the moving average's "
+                                   r"statistics, so it needs train.ema > 0"),
 ])
 def test_contradictory_values_are_rejected_before_any_work(tmp_path, overrides, words):
     path = write_params(tmp_path / "params.yaml", tiny_params(**overrides))
