@@ -1,0 +1,256 @@
+"""The discriminator's regularisers and the average's standing statistics, each by its formula.
+
+Each regulariser is checked by the gradients the step hands its optimizer: the test computes
+the gradient of the adversarial loss plus the regulariser as the paper writes it, with tapes
+of its own on the same batch, and the step must apply exactly that.
+"""
+
+import keras
+import numpy as np
+import pytest
+import tensorflow as tf
+
+from dcgan.augment import NOISE_DIM, diff_augment
+from dcgan.dataset import STREAMS, make_dataset
+from dcgan.engine import resolve_engine
+from dcgan.gan import GAN
+from dcgan.models import build_generator
+from dcgan.params import parse_section
+from tiny import tiny_params
+
+
+def build(architecture="compact", **train_overrides):
+    # The compact recipe: its discriminator has no dropout, so a forward pass here sees the
+    # same function the step sees.
+    params = tiny_params("compact", model__architecture=architecture,
+                         **{f"train__{k}": v for k, v in train_overrides.items()})
+    model, train = parse_section("model", params["model"]), parse_section("train", params["train"])
+    return GAN(model, train, resolve_engine(train)), model, train
+
+
+def random_images(count=64):
+    return np.random.default_rng(0).integers(0, 256, (count, 32, 32, 3), dtype=np.uint8)
+
+
+def white_images(count=64):
+    # An untrained discriminator already scores these well apart from the generator's grey,
+    # so that the mean logits on reals and on fakes cannot be mistaken for each other.
+    return np.full((count, 32, 32, 3), 255, np.uint8)
+
+
+def first_batch(model, train, images=None):
+    images = random_images() if images is None else images
+    return next(iter(make_dataset(images, train, model.latent_dim, 0)))
+
+
+def applied_gradients(gan, batch):
+    """Runs one discriminator step; returns the gradients it handed the optimizer."""
+    applied = []
+    apply = gan.d_optimizer.apply
+
+    def record(gradients, variables):
+        applied.extend(np.asarray(gradient) for gradient in gradients)
+        return apply(gradients, variables)
+
+    gan.d_optimizer.apply = record
+    try:
+        gan.discriminator_step(batch)
+    finally:
+        del gan.d_optimizer.apply
+    return applied
+
+
+def views(gan, batch, real_noise="aug_real", fake_noise="aug_fake_d"):
+    """The step's generated and real images, augmented by the named noise streams."""
+    policies = gan.train_params.augment
+    fake = gan.generator(batch["z_d"], training=True)
+    return (diff_augment(fake, batch[fake_noise], policies),
+            diff_augment(batch["real"], batch[real_noise], policies))
+
+
+def expected_gradients(gan, batch, regulariser):
+    """Gradients of the adversarial loss plus `regulariser(fake_images, real_images)`."""
+    fake, real = views(gan, batch)
+    discriminator, size = gan.discriminator, gan.train_params.batch_size
+    with tf.GradientTape() as tape:
+        loss = gan.loss.d_sum(discriminator(real, training=True),
+                              discriminator(fake, training=True),
+                              batch["noise_real"], batch["noise_fake"]) / size
+        loss += regulariser(fake, real)
+    return [np.asarray(g) for g in tape.gradient(loss, discriminator.trainable_variables)]
+
+
+def assert_same_gradients(applied, expected):
+    assert len(applied) == len(expected)
+    for index, (found, wanted) in enumerate(zip(applied, expected)):
+        np.testing.assert_allclose(found, wanted, rtol=1e-4,
+                                   atol=1e-5 * np.abs(wanted).max(), err_msg=f"variable {index}")
+
+
+def assert_regulariser_matters(gan, batch, regulariser):
+    # So that the comparison above could fail: the regulariser moves the gradients by far more
+    # than the tolerance.
+    plain = expected_gradients(gan, batch, lambda fake, real: 0.0)
+    full = expected_gradients(gan, batch, regulariser)
+    change = np.sqrt(sum(np.sum((a - b) ** 2) for a, b in zip(full, plain)))
+    size = np.sqrt(sum(np.sum(a ** 2) for a in plain))
+    assert change > 0.05 * size
+
+
+def test_r1_adds_the_squared_input_gradient_on_augmented_reals():
+    gamma = 10.0
+    gan, model, train = build(r1_gamma=gamma)
+    batch = first_batch(model, train)
+
+    def r1(fake, real):
+        # Mescheder et al. 2018: gamma / 2 times the mean over reals of |grad_x D(x)|^2.
+        with tf.GradientTape() as tape:
+            tape.watch(real)
+            logits = gan.discriminator(real, training=True)
+        gradients = tape.gradient(logits, real)
+        return gamma / 2 * tf.reduce_mean(tf.reduce_sum(tf.square(gradients), axis=[1, 2, 3]))
+
+    expected = expected_gradients(gan, batch, r1)
+    assert_regulariser_matters(gan, batch, r1)
+    assert_same_gradients(applied_gradients(gan, batch), expected)
+
+
+def signed_logits(gan, batch, sign):
+    fake, real = views(gan, batch)
+    return (sign * np.asarray(gan.discriminator(real, training=True)).ravel(),
+            sign * np.asarray(gan.discriminator(fake, training=True)).ravel())
+
+
+# The sign that makes higher mean "real": the book labels reals 0, so its real logits are low.
+@pytest.mark.parametrize("loss, sign", [("nonsaturating", 1.0), ("book", -1.0)])
+def test_lecam_penalty_and_anchors_follow_the_papers_formula(loss, sign):
+    weight = 5.0
+    gan, model, train = build(lecam_weight=weight, loss=loss)
+    batch = first_batch(model, train, white_images())
+    assert np.array_equal(gan.lecam_anchors.numpy(), [0.0, 0.0])
+    real, fake = signed_logits(gan, batch, sign)
+    assert abs(real.mean() - fake.mean()) > 0.05, "reals and fakes should score apart"
+    # Anchors among the logits, so that each hinge is active for some images and not others.
+    anchors = np.array([np.median(fake), np.median(real)], np.float32)
+    gan.lecam_anchors.assign(anchors)
+
+    def lecam(fake_images, real_images):
+        # Tseng et al. 2021: reals above the fakes' anchor and fakes below the reals' anchor
+        # are pulled back, each term a mean over its images.
+        real_logits = sign * gan.discriminator(real_images, training=True)
+        fake_logits = sign * gan.discriminator(fake_images, training=True)
+        real_anchor, fake_anchor = anchors
+        return weight * (tf.reduce_mean(tf.square(tf.nn.relu(real_logits - fake_anchor)))
+                         + tf.reduce_mean(tf.square(tf.nn.relu(real_anchor - fake_logits))))
+
+    expected = expected_gradients(gan, batch, lecam)
+    assert_regulariser_matters(gan, batch, lecam)
+    assert_same_gradients(applied_gradients(gan, batch), expected)
+    # The anchors, zero at first, then move 1 % of the way to this step's mean logits,
+    # measured before the update and signed as above.
+    np.testing.assert_allclose(gan.lecam_anchors.numpy(),
+                               0.99 * anchors + 0.01 * np.array([real.mean(), fake.mean()]),
+                               rtol=1e-5, atol=1e-7)
+
+
+def test_consistency_penalises_the_change_under_a_second_augmentation():
+    weight = 10.0
+    gan, model, train = build(consistency_weight=weight)
+    batch = first_batch(model, train)
+
+    def consistency(fake, real):
+        # bCR (Zhao et al. 2021): the squared change of the logit when the same image is
+        # augmented by the second noise, a mean over reals plus a mean over fakes.
+        other_fake, other_real = views(gan, batch, "aug_real_2", "aug_fake_2")
+        discriminator = gan.discriminator
+        return weight * (
+            tf.reduce_mean(tf.square(discriminator(other_real, training=True)
+                                     - discriminator(real, training=True)))
+            + tf.reduce_mean(tf.square(discriminator(other_fake, training=True)
+                                       - discriminator(fake, training=True))))
+
+    expected = expected_gradients(gan, batch, consistency)
+    assert_regulariser_matters(gan, batch, consistency)
+    assert_same_gradients(applied_gradients(gan, batch), expected)
+
+
+def test_consistency_adds_two_noise_streams_and_leaves_the_others_as_they_were():
+    images = random_images()
+    params = tiny_params("compact")
+    plain = parse_section("train", params["train"])
+    bcr = parse_section("train", {**params["train"], "consistency_weight": 1.0})
+    for step, (without, with_bcr) in enumerate(zip(make_dataset(images, plain, 8, 0),
+                                                   make_dataset(images, bcr, 8, 0))):
+        assert set(with_bcr) == set(without) | {"aug_real_2", "aug_fake_2"}
+        for name in ("real", *STREAMS):
+            assert np.array_equal(without[name], with_bcr[name]), f"step {step}: {name}"
+        for name in ("aug_real_2", "aug_fake_2"):
+            assert with_bcr[name].shape == (plain.batch_size, NOISE_DIM)
+        # The second views' noise is drawn afresh, not copied from another stream.
+        noises = [np.asarray(with_bcr[name]) for name in (
+            "aug_real", "aug_fake_d", "aug_fake_g", "aug_real_2", "aug_fake_2")]
+        assert len({noise.tobytes() for noise in noises}) == len(noises)
+
+
+def batch_norms(generator):
+    return [layer for layer in generator.layers
+            if isinstance(layer, keras.layers.BatchNormalization)]
+
+
+def standing_statistics(generator, latents):
+    """Per batch-norm layer, the mean over batches of its inputs' batch means and variances."""
+    norms = batch_norms(generator)
+    inputs = keras.Model(generator.input, [layer.input for layer in norms])
+    means = [[] for _ in norms]
+    variances = [[] for _ in norms]
+    for batch in latents:
+        for index, values in enumerate(inputs(batch, training=True)):
+            values = np.asarray(values, np.float64)
+            means[index].append(values.mean(axis=(0, 1, 2)))
+            variances[index].append(values.var(axis=(0, 1, 2)))
+    return [(np.mean(m, axis=0), np.mean(v, axis=0)) for m, v in zip(means, variances)]
+
+
+def move_the_average(gan):
+    # As training would, so that the average's weights are its own, not the generator's.
+    rng = np.random.default_rng(1)
+    for variable in gan.ema_generator.trainable_variables:
+        variable.assign(variable.numpy() * (1 + 0.5 * rng.standard_normal(variable.shape)))
+
+
+@pytest.mark.parametrize("architecture", ["compact", "resnet"])
+def test_refreshed_statistics_of_the_average_are_its_own_batch_statistics(architecture):
+    count = 3
+    gan, model, train = build(architecture, ema=0.9, ema_bn_batches=count)
+    move_the_average(gan)
+    # The expected statistics come from a copy of the average, whose own running statistics
+    # the forward passes below would otherwise move.
+    copy = build_generator(model)
+    copy.set_weights(gan.ema_generator.get_weights())
+    rng = np.random.default_rng([train.seed, 2])
+    latents = [rng.standard_normal((train.batch_size, model.latent_dim)).astype(np.float32)
+               for _ in range(count)]
+    expected = standing_statistics(copy, latents)
+    norms = batch_norms(gan.ema_generator)
+    momenta = [layer.momentum for layer in norms]
+    generator_before = [v.numpy() for v in gan.generator.variables]
+
+    gan.refresh_sampler_statistics()
+    assert len(norms) == len(expected) > 0
+    for layer, (mean, variance) in zip(norms, expected):
+        np.testing.assert_allclose(layer.moving_mean.numpy(), mean, rtol=1e-4, atol=1e-6,
+                                   err_msg=layer.name)
+        np.testing.assert_allclose(layer.moving_variance.numpy(), variance, rtol=1e-4,
+                                   atol=1e-6, err_msg=layer.name)
+    assert [layer.momentum for layer in norms] == momenta, "the momenta must be restored"
+    assert all(np.array_equal(a, v.numpy()) for a, v in zip(generator_before,
+                                                              gan.generator.variables))
+
+
+def test_no_refresh_batches_leave_the_average_as_it_is():
+    gan, _, _ = build(ema=0.9, ema_bn_batches=0)
+    move_the_average(gan)
+    before = [v.numpy() for v in gan.ema_generator.variables]
+    gan.refresh_sampler_statistics()
+    assert all(np.array_equal(a, v.numpy()) for a, v in zip(before,
+                                                              gan.ema_generator.variables))
