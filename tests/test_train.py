@@ -33,6 +33,13 @@ def recipe(name="chollet", **overrides):
     return parse_section("model", params["model"]), parse_section("train", params["train"])
 
 
+def network(architecture, **overrides):
+    """Tiny params for one architecture: its own recipe, or the compact one for resnet."""
+    if architecture == "resnet":
+        return recipe("compact", model__architecture="resnet", **overrides)
+    return recipe(architecture, **overrides)
+
+
 def random_images(count=64, seed=0):
     return np.random.default_rng(seed).integers(0, 256, (count, 32, 32, 3), dtype=np.uint8)
 
@@ -52,19 +59,20 @@ def test_books_networks_have_the_books_parameter_counts():
     assert discriminator.count_params() == 790_913
 
 
-@pytest.mark.parametrize("name", ["chollet", "compact"])
+@pytest.mark.parametrize("name", ["chollet", "compact", "resnet"])
 def test_network_shapes(name):
-    model, _ = recipe(name)
+    model, _ = network(name)
     generator, discriminator = build_generator(model), build_discriminator(model)
-    images = generator(np.zeros((3, 8), np.float32))
+    # Latent vectors far out, so that only the final tanh can keep the images in [-1, 1].
+    images = generator(100 * np.random.default_rng(0).standard_normal((3, 8)).astype(np.float32))
     assert images.shape == (3, 32, 32, 3)
     assert np.all(np.abs(np.asarray(images)) <= 1.0)
     assert discriminator(images).shape == (3, 1)
 
 
-@pytest.mark.parametrize("name", ["chollet", "compact"])
+@pytest.mark.parametrize("name", ["chollet", "compact", "resnet"])
 def test_each_step_moves_only_its_own_network(name):
-    model, train = recipe(name)
+    model, train = network(name)
     gan = GAN(model, train, resolve_engine(train))
     batch = next(iter(make_dataset(random_images(), train, model.latent_dim, 0)))
     generator_before, discriminator_before = weights(gan.generator), weights(gan.discriminator)
@@ -326,3 +334,38 @@ def test_spectrally_normalised_discriminator_saves_and_loads_whole(tmp_path):
     assert len(loaded.weights) == len(discriminator.weights)
     assert same([w.numpy() for w in loaded.weights], [w.numpy() for w in discriminator.weights])
     assert np.allclose(loaded(images), discriminator(images), atol=1e-6)
+
+
+@pytest.mark.parametrize("spectral_norm", [False, True], ids=["plain", "spectral-norm"])
+def test_residual_networks_save_and_load_whole(tmp_path, spectral_norm):
+    import keras
+
+    model, _ = network("resnet", model__spectral_norm=spectral_norm)
+    generator, discriminator = build_generator(model), build_discriminator(model)
+    latents = np.random.default_rng(0).standard_normal((4, model.latent_dim)).astype(np.float32)
+    # Training-mode calls move the batch-norm statistics and the singular vectors, so that
+    # the saved files must carry them.
+    images = generator(latents, training=True)
+    discriminator(images, training=True)
+    for network_model, inputs in ((generator, latents), (discriminator, images)):
+        path = tmp_path / f"{network_model.name}.keras"
+        network_model.save(path)
+        loaded = keras.saving.load_model(path, safe_mode=True)
+        assert len(loaded.weights) == len(network_model.weights)
+        assert same([w.numpy() for w in loaded.weights],
+                    [w.numpy() for w in network_model.weights])
+        assert np.allclose(loaded(inputs), network_model(inputs), atol=1e-6)
+
+
+def test_residual_run_trains_saves_and_loads_for_sampling(tmp_path):
+    from dcgan import train_outputs
+    from dcgan.sampling import load_generator
+
+    model, train = network("resnet", train__iterations=3, train__ema_bn_batches=2)
+    result = training.fit(random_images(), model, train, tmp_path / "checkpoints",
+                          training.fingerprint_of(model, train, "d"))
+    assert [row["step"] for row in result.log_rows] == [1, 2, 3]
+    train_outputs.save_outputs(result, tmp_path / "models")
+    generator = load_generator(tmp_path / "models" / "generator.keras")
+    latents = np.random.default_rng(0).standard_normal((4, model.latent_dim)).astype(np.float32)
+    assert np.allclose(generator(latents), result.gan.sampler(latents), atol=1e-6)
