@@ -8,6 +8,7 @@ import logging
 import time
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Callable
 
 import numpy as np
 
@@ -51,7 +52,8 @@ class TrainResult:
 
 def fit(images: np.ndarray, model_params: ModelParams, train_params: TrainParams,
         checkpoint_dir: str | Path, data_digest: str, engine: Engine | None = None,
-        stop_after: int | None = None, max_seconds: float | None = None) -> TrainResult:
+        stop_after: int | None = None, max_seconds: float | None = None,
+        gan_hook: Callable[[GAN], None] | None = None) -> TrainResult:
     """Trains the GAN on uint8 `images`, resuming from `checkpoint_dir` when it matches.
 
     Args:
@@ -60,6 +62,10 @@ def fit(images: np.ndarray, model_params: ModelParams, train_params: TrainParams
         stop_after: stop after this step as if interrupted (for tests and benchmarks); 0 stops
             before the first step.
         max_seconds: stop after the step that uses up this wall-clock budget (benchmarks).
+        gan_hook: called with the new GAN before anything is restored or traced, to swap a
+            piece the params cannot name (benchmarks that train a variant, e.g. another
+            loss). The fingerprint does not see the change: give such a run a fresh
+            `checkpoint_dir`.
 
     Raises:
         TrainingError: a loss or a weight became NaN or infinite; the last good checkpoint
@@ -74,6 +80,8 @@ def fit(images: np.ndarray, model_params: ModelParams, train_params: TrainParams
     fingerprint = fingerprint_of(model_params, train_params, data_digest, engine)
     store = CheckpointStore(checkpoint_dir)
     gan = GAN(model_params, train_params, engine)
+    if gan_hook is not None:
+        gan_hook(gan)
     gan.step_counter.assign(0)
     restored = store.restore(gan.state(), fingerprint)
     start, log_rows, seconds_before = 0, [], 0.0

@@ -20,6 +20,7 @@ from dcgan.dataset import make_dataset
 from dcgan.engine import resolve_engine
 from dcgan.errors import TrainingError
 from dcgan.gan import GAN
+from dcgan.losses import make_loss
 from dcgan.models import build_discriminator, build_generator
 from dcgan.params import parse_section
 from stages import train as train_stage
@@ -124,6 +125,25 @@ def test_six_steps_equal_three_then_resume_then_three(tmp_path, name, overrides)
     assert same(weights(whole.gan.sampler), weights(resumed.gan.sampler))
     assert sorted(resumed.snapshots) == [2, 4, 6]
     assert np.array_equal(whole.snapshots[6], resumed.snapshots[6])
+
+
+def test_gan_hook_changes_the_gan_before_its_first_step(tmp_path):
+    model, train = recipe()
+    images = random_images()
+    plain = training.fit(images, model, train, tmp_path / "plain",
+                         training.fingerprint_of(model, train, "d"), stop_after=1)
+    seen = []
+
+    def hook(gan):
+        seen.append((gan, int(gan.step_counter.numpy())))
+        gan.loss = make_loss("nonsaturating", train.label_noise)
+
+    hooked = training.fit(images, model, train, tmp_path / "hooked",
+                          training.fingerprint_of(model, train, "d"), stop_after=1,
+                          gan_hook=hook)
+    assert seen == [(hooked.gan, 0)]
+    # The step was traced with the hook's loss: the same first batch scores otherwise.
+    assert hooked.log_rows[0]["d_loss"] != plain.log_rows[0]["d_loss"]
 
 
 def test_checkpoint_with_other_params_is_not_resumed(tmp_path, caplog):
