@@ -21,7 +21,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 import numpy as np  # noqa: E402
 
 from dcgan.evaluation import evaluate  # noqa: E402
-from dcgan.params import load_section  # noqa: E402
+from dcgan.params import load_sections  # noqa: E402
 
 
 def smooth_images(count: int, seed: int) -> np.ndarray:
@@ -38,7 +38,8 @@ def main() -> None:
     parser.add_argument("--train", type=int, default=5000)
     parser.add_argument("--params", default="params.yaml")
     args = parser.parse_args()
-    params = dataclasses.replace(load_section(args.params, "evaluate"), inception="off")
+    (params,) = load_sections(args.params, "evaluate")
+    params = dataclasses.replace(params, inception="off")
     samples = smooth_images(args.samples, 0)
     train = smooth_images(args.train, 1)
     reference = smooth_images(args.reference, 2)
