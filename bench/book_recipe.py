@@ -90,7 +90,7 @@ def train_run(name: str, label: str, description: str, images: np.ndarray, model
     logger.info("training %s: %s", label, description)
     with tempfile.TemporaryDirectory() as folder:
         result = training.fit(images, model, train, folder,
-                              training.fingerprint_of(model, train, name), gan_hook=hook)
+                              name, gan_hook=hook)
     end = [v.numpy() for v in result.gan.generator.trainable_variables]
     change = np.concatenate([np.abs(b - a).ravel() for a, b in zip(start, end)])
     return Run(name, label, description, train.pixel_range, train.g_learning_rate, result,

@@ -131,7 +131,7 @@ def test_gan_hook_changes_the_gan_before_its_first_step(tmp_path):
     model, train = recipe()
     images = random_images()
     plain = training.fit(images, model, train, tmp_path / "plain",
-                         training.fingerprint_of(model, train, "d"), stop_after=1)
+                         "d", stop_after=1)
     seen = []
 
     def hook(gan):
@@ -139,7 +139,7 @@ def test_gan_hook_changes_the_gan_before_its_first_step(tmp_path):
         gan.loss = make_loss("nonsaturating", train.label_noise)
 
     hooked = training.fit(images, model, train, tmp_path / "hooked",
-                          training.fingerprint_of(model, train, "d"), stop_after=1,
+                          "d", stop_after=1,
                           gan_hook=hook)
     assert seen == [(hooked.gan, 0)]
     # The step was traced with the hook's loss: the same first batch scores otherwise.
@@ -383,7 +383,7 @@ def test_residual_run_trains_saves_and_loads_for_sampling(tmp_path):
 
     model, train = network("resnet", train__iterations=3, train__ema_bn_batches=2)
     result = training.fit(random_images(), model, train, tmp_path / "checkpoints",
-                          training.fingerprint_of(model, train, "d"))
+                          "d")
     assert [row["step"] for row in result.log_rows] == [1, 2, 3]
     train_outputs.save_outputs(result, tmp_path / "models")
     generator = load_generator(tmp_path / "models" / "generator.keras")
