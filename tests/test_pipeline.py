@@ -62,8 +62,7 @@ def test_metrics_show_and_params_diff(project):
 
 def test_queue_runs_each_experiment_with_its_own_params_code_and_recipe(project):
     root, _ = project
-    for rate in ("0.001", "0.0001"):
-        sh(root, "dvc", "exp", "run", "--queue", "-S", f"train.g_learning_rate={rate}")
+    sh(root, "dvc", "exp", "run", "--queue", "-n", "faster", "-S", "train.g_learning_rate=0.001")
     # A code change queued, then undone in the workspace: the experiment must run the code of
     # its own commit, which DVC hashed, not the workspace's or an installed copy's.
     sampling = root / "dcgan" / "sampling.py"
@@ -100,14 +99,14 @@ def test_queue_runs_each_experiment_with_its_own_params_code_and_recipe(project)
                 params = data["params"]["params.yaml"]["data"]
                 metrics = data["metrics"]["reports/metrics.json"]["data"]
                 experiments[revision["name"]] = (params, metrics)
-    by_rate = {params["train"]["g_learning_rate"]: metrics
-               for params, metrics in experiments.values()}
-    assert {0.001, 0.0001} <= set(by_rate)
+    assert {"faster", "blank-samples", "mine"} <= set(experiments)
     assert all(m["num_samples"] == 24 and "swd_32" in m for _, m in experiments.values())
-    assert by_rate[0.001]["g_loss"] != by_rate[0.0001]["g_loss"]
+    faster = experiments["faster"]
+    assert faster[0]["train"]["g_learning_rate"] == 0.001
+    assert faster[1]["g_loss"] != experiments["mine"][1]["g_loss"]
     # Blank samples are all alike: the queued code ran. The workspace's code would not do it.
     assert experiments["blank-samples"][1]["diversity"] == 0
-    assert by_rate[0.001]["diversity"] > 0
+    assert faster[1]["diversity"] > 0
     # Every value of the recipe is what the experiment's params.yaml shows and ran with.
     params = experiments["mine"][0]
     assert {key: params["model"][key] for key in recipe["model"]} == recipe["model"]

@@ -310,7 +310,7 @@ def test_the_stage_refuses_a_checkpoint_folder_it_did_not_write(tmp_path, capsys
 
 
 def test_kill_9_loses_only_the_steps_since_the_last_checkpoint(tmp_path):
-    params = tiny_params(train__iterations=400, train__checkpoint_every=20,
+    params = tiny_params(train__iterations=240, train__checkpoint_every=20,
                          train__snapshot_every=50, train__log_every=10)
     whole = tmp_path / "whole"
     whole.mkdir()
@@ -327,7 +327,7 @@ def test_kill_9_loses_only_the_steps_since_the_last_checkpoint(tmp_path):
     pointer = killed / "checkpoints" / "latest.json"
     deadline = time.monotonic() + 120
     while time.monotonic() < deadline and process.poll() is None:
-        if pointer.exists() and json.loads(pointer.read_text())["step"] >= 60:
+        if pointer.exists() and json.loads(pointer.read_text())["step"] >= 40:
             break
         time.sleep(0.05)
     assert process.poll() is None, "training finished before it could be killed"
