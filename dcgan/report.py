@@ -28,7 +28,8 @@ FIGURES = (
 )
 
 
-def _number(value) -> str:
+def format_number(value) -> str:
+    """A param or metric as reports print it: 4 significant digits, n/a for None."""
     if value is None:
         return "n/a"
     if isinstance(value, float):
@@ -42,8 +43,8 @@ def markdown(recipe: dict, metrics: dict, report_dir: str | Path) -> str:
     lines = ["# GAN run report", "", "## What was run", "",
              "| param | value |", "| --- | --- |"]
     for section, key in RECIPE_KEYS:
-        lines.append(f"| {section}.{key} | {_number(recipe[section][key])} |")
-    lines += [f"| training time | {_number(metrics['train_seconds'])} s on "
+        lines.append(f"| {section}.{key} | {format_number(recipe[section][key])} |")
+    lines += [f"| training time | {format_number(metrics['train_seconds'])} s on "
               f"{recipe['engine']['devices']} device(s) |",
               f"| samples scored | {metrics['num_samples']} |", "",
               "## Metrics", "",
@@ -52,11 +53,11 @@ def markdown(recipe: dict, metrics: dict, report_dir: str | Path) -> str:
               "| metric | generated | real data (floor) | better | measures |",
               "| --- | --- | --- | --- | --- |"]
     for key, (label, better, meaning) in METRICS.items():
-        lines.append(f"| {label} | {_number(metrics[key])} | {_number(metrics['floor'][key])} "
-                     f"| {better} | {meaning} |")
+        lines.append(f"| {label} | {format_number(metrics[key])} "
+                     f"| {format_number(metrics['floor'][key])} | {better} | {meaning} |")
     lines += ["", f"Inception metrics: {metrics['inception']}.", "",
-              f"Last logged losses: discriminator {_number(metrics['d_loss'])}, generator "
-              f"{_number(metrics['g_loss'])}.", ""]
+              f"Last logged losses: discriminator {format_number(metrics['d_loss'])}, generator "
+              f"{format_number(metrics['g_loss'])}.", ""]
     for name, caption in FIGURES:
         if (report_dir / name).is_file():
             lines += [f"### {caption}", "", f"![{caption}]({name})", ""]

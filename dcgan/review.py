@@ -18,6 +18,7 @@ from dcgan.cli import run
 from dcgan.errors import DataError
 from dcgan.evaluation import METRICS
 from dcgan.grids import save_png
+from dcgan.report import format_number
 from dcgan.revisions import Revision, repository_root
 
 log = logging.getLogger("dcgan.review")
@@ -111,14 +112,6 @@ def read_side(name: str, revision: Revision) -> Side:
         progress=_read_image(revision, "progress.png"), freshness=staleness.check(revision))
 
 
-def _number(value) -> str:
-    if value is None:
-        return "n/a"
-    if isinstance(value, float):
-        return f"{value:.4g}"
-    return str(value)
-
-
 def _duration(seconds) -> str:
     if not _is_number(seconds):
         return "n/a"
@@ -207,8 +200,8 @@ def _metric_table(base: Side | None, head: Side) -> list[str]:
     if base is None:
         lines = ["| metric | head | real data (floor) | better |", "| --- | --- | --- | --- |"]
         for key, (label, better, _) in METRICS.items():
-            lines.append(f"| {label} | {_number(new.get(key))} "
-                         f"| {_number((new.get('floor') or {}).get(key))} | {better} |")
+            lines.append(f"| {label} | {format_number(new.get(key))} "
+                         f"| {format_number((new.get('floor') or {}).get(key))} | {better} |")
         return lines
     old = base.metrics
     lines = ["Better or worse compares the head with the base: for *lower* metrics the lower "
@@ -219,10 +212,10 @@ def _metric_table(base: Side | None, head: Side) -> list[str]:
     for key, (label, better, _) in METRICS.items():
         old_floor = (old.get("floor") or {}).get(key)
         new_floor = (new.get("floor") or {}).get(key)
-        floor = (_number(new_floor) if old_floor == new_floor
-                 else f"{_number(old_floor)} → {_number(new_floor)}")
+        floor = (format_number(new_floor) if old_floor == new_floor
+                 else f"{format_number(old_floor)} → {format_number(new_floor)}")
         mark = VERDICT_MARKS[verdict(better, old.get(key), new.get(key), old_floor, new_floor)]
-        lines.append(f"| {label} | {_number(old.get(key))} | {_number(new.get(key))} "
+        lines.append(f"| {label} | {format_number(old.get(key))} | {format_number(new.get(key))} "
                      f"| {_change(old.get(key), new.get(key))} | {floor} | {better} | {mark} |")
     return lines
 
@@ -232,9 +225,9 @@ def _run_table(base: Side | None, head: Side) -> list[str]:
     seconds = [side.metrics.get("train_seconds") for side in sides]
     rows = {
         "training time": [_duration(value) for value in seconds],
-        "samples scored": [_number(side.metrics.get("num_samples")) for side in sides],
-        "last logged losses (D / G)": [f"{_number(side.metrics.get('d_loss'))} / "
-                                       f"{_number(side.metrics.get('g_loss'))}"
+        "samples scored": [format_number(side.metrics.get("num_samples")) for side in sides],
+        "last logged losses (D / G)": [f"{format_number(side.metrics.get('d_loss'))} / "
+                                       f"{format_number(side.metrics.get('g_loss'))}"
                                        for side in sides],
         "Inception metrics": [str(side.metrics.get("inception", "n/a")) for side in sides],
     }

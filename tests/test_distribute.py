@@ -1,11 +1,8 @@
 """Training on several devices: the host's CPU split in two stands in for two GPUs."""
 
-import json
-import subprocess
-import sys
-from pathlib import Path
-
 import pytest
+
+from two_devices import run_on_two_devices
 
 # Every discriminator regulariser at once, and the average's standing statistics: the
 # regularisers divide by the global batch and LeCam's anchors average over both devices.
@@ -13,24 +10,14 @@ LEVERS = {"train__r1_gamma": 10.0, "train__lecam_weight": 10.0, "train__consiste
           "train__ema_bn_batches": 2}
 CASES = {"chollet": ("chollet", {}), "compact": ("compact", {}), "levers": ("compact", LEVERS)}
 
-# Logical devices must be configured before TensorFlow starts, so the runs happen in a fresh
-# interpreter. It trains each tiny recipe on one device and on two and prints the losses. One
-# MirroredStrategy serves every two-device run: several in one process can abort each other's
-# collectives (tensorflow/tensorflow#61314).
-SCRIPT = """
-import json, sys
-import numpy as np
-import tensorflow as tf
-cpu = tf.config.list_physical_devices("CPU")[0]
-tf.config.set_logical_device_configuration(cpu, [tf.config.LogicalDeviceConfiguration()] * 2)
-sys.path.insert(0, {tests!r})
+# Each tiny recipe trains on one device and on two; the losses must agree.
+CODE = """
 from tiny import tiny_params
 from dcgan import training
 from dcgan.engine import Engine
 from dcgan.params import parse_section
 images = np.random.default_rng(0).integers(0, 256, (64, 32, 32, 3), dtype=np.uint8)
-mirrored = tf.distribute.MirroredStrategy([d.name for d in tf.config.list_logical_devices("CPU")])
-runs = {{}}
+results = {{}}
 for case, (recipe, overrides) in {cases!r}.items():
     params = tiny_params(recipe, model__dropout=0.0, train__iterations=4,
                          train__deterministic=False, **overrides)
@@ -38,11 +25,10 @@ for case, (recipe, overrides) in {cases!r}.items():
     for devices, strategy in ((1, tf.distribute.get_strategy()), (2, mirrored)):
         result = training.fit(images, model, train, {folder!r} + f"/{{case}}-{{devices}}", "d",
                               engine=Engine(strategy, jit_compile=False, mixed_precision=False))
-        runs[f"{{case}} {{devices}}"] = {{
+        results[f"{{case}} {{devices}}"] = {{
             "devices": result.gan.engine.replicas,
             "losses": [[r["d_loss"], r["g_loss"]] for r in result.log_rows],
             "anchors": result.gan.lecam_anchors.numpy().tolist()}}
-print(json.dumps(runs))
 """
 
 # Float sums split over two devices add up in another order; nothing else differs.
@@ -51,12 +37,8 @@ TOLERANCE = 1e-5
 
 @pytest.fixture(scope="module")
 def runs(tmp_path_factory):
-    script = SCRIPT.format(tests=str(Path(__file__).parent), cases=CASES,
-                           folder=str(tmp_path_factory.mktemp("checkpoints")))
-    result = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True,
-                            timeout=600)
-    assert result.returncode == 0, result.stderr[-3000:]
-    return json.loads(result.stdout.strip().splitlines()[-1])
+    return run_on_two_devices(CODE.format(cases=CASES,
+                                          folder=str(tmp_path_factory.mktemp("checkpoints"))))
 
 
 @pytest.mark.parametrize("case", list(CASES))

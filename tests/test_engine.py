@@ -1,9 +1,5 @@
 """The GPU path on the CPU: every engine `auto` can choose trains, saves and reloads."""
 
-import json
-import subprocess
-import sys
-from pathlib import Path
 
 import numpy as np
 import pytest
@@ -12,6 +8,7 @@ from dcgan.engine import choose
 from dcgan.errors import ParamsError
 from dcgan.params import parse_section
 from tiny import tiny_params
+from two_devices import run_on_two_devices
 
 
 def switches(**overrides):
@@ -41,27 +38,17 @@ def test_explicit_switches_win_and_impossible_ones_are_refused():
         choose(switches(**AUTO | {"mixed_precision": "on"}), 0, 1)
 
 
-# Runs in a fresh interpreter, since logical devices must be set before TensorFlow starts.
 # Each engine that auto picks on some machine is built as that machine would build it (float16
 # and XLA both run on a CPU; two logical CPUs stand in for two GPUs), then trains a few steps,
 # saves its outputs, reloads the generator and samples.
-SCRIPT = """
-import json, sys
-import numpy as np
-import tensorflow as tf
-cpu = tf.config.list_physical_devices("CPU")[0]
-tf.config.set_logical_device_configuration(cpu, [tf.config.LogicalDeviceConfiguration()] * 2)
-sys.path.insert(0, {tests!r})
+CODE = """
 from tiny import tiny_params
+from two_devices import run_on_two_devices
 from dcgan import train_outputs, training
 from dcgan.engine import Engine
 from dcgan.params import parse_section
 from dcgan.sampling import draw_samples, load_generator
 images = np.random.default_rng(0).integers(0, 256, (32, 32, 32, 3), dtype=np.uint8)
-# One strategy for every two-device run: several MirroredStrategy objects in one process
-# share collective keys and can abort each other (tensorflow/tensorflow#61314); the train
-# stage makes one per process.
-mirrored = tf.distribute.MirroredStrategy([d.name for d in tf.config.list_logical_devices("CPU")])
 results = {{}}
 for recipe in ("chollet", "compact"):
     for name, jit, mixed, devices in (("one GPU", True, True, 1), ("several GPUs", False, True, 2),
@@ -82,16 +69,11 @@ for recipe in ("chollet", "compact"):
             "compute": result.gan.generator.layers[1].dtype_policy.compute_dtype,
             "replicas": result.gan.engine.replicas,
             "samples": list(samples.shape), "spread": int(samples.max()) - int(samples.min())}}
-print(json.dumps(results))
 """
 
 
 def test_every_engine_auto_can_choose_trains_saves_and_reloads(tmp_path):
-    script = SCRIPT.format(tests=str(Path(__file__).parent), folder=str(tmp_path))
-    result = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True,
-                            timeout=600)
-    assert result.returncode == 0, result.stderr[-3000:]
-    runs = json.loads(result.stdout.strip().splitlines()[-1])
+    runs = run_on_two_devices(CODE.format(folder=str(tmp_path)))
     assert len(runs) == 8
     for name, run in runs.items():
         assert len(run["losses"]) == 3 and all(np.isfinite(run["losses"]).ravel()), name

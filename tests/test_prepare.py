@@ -12,7 +12,6 @@ import numpy as np
 import pytest
 import yaml
 from PIL import Image, ImageFile
-from png_files import CHANNELS, GREY, GREY_ALPHA, RGB, RGB_ALPHA, write_blank_png, write_png
 
 import dcgan.images
 from cifar_archive import build_cifar_archive, encode_batch
@@ -21,6 +20,7 @@ from dcgan.cifar import download_archive, read_cifar10_class
 from dcgan.cli import run
 from dcgan.errors import DataError
 from dcgan.images import load_square, read_image_folder
+from png_files import CHANNELS, GREY, GREY_ALPHA, RGB, RGB_ALPHA, write_blank_png, write_png
 
 REPO = Path(__file__).resolve().parents[1]
 
