@@ -166,18 +166,19 @@ def main() -> None:
 
     ceiling = time_ceiling()
     rows = []
-    seconds, flops = time_project_step(images, "chollet", args.steps, args.warmup)
-    rows.append(("book's network, this project's step", seconds, BATCH, flops))
-    seconds, flops = time_project_step(images, "chollet", args.steps, args.warmup,
-                                       jit_compile="on")
-    rows.append(("book's network, this project's step, XLA", seconds, BATCH, flops))
+    for jit in ("off", "on"):
+        seconds, flops = time_project_step(images, "chollet", args.steps, args.warmup,
+                                           jit_compile=jit)
+        rows.append((f"book's recipe, this project's step, XLA {jit}", seconds, BATCH, flops))
     if not args.skip_book:
-        rows.append(("book's network, book's loop (Keras 3, jit_compile auto)",
+        rows.append(("book's network, the book's loop ported to Keras 3",
                      time_book_loop(images, args.steps, args.warmup), BATCH, flops))
-    seconds, compact_flops = time_project_step(images, "compact", args.steps * 4, args.warmup)
-    model, train = recipe("compact")
-    rows.append(("default (compact) recipe, this project's step", seconds, train.batch_size,
-                 compact_flops))
+    _, train = recipe("compact")
+    for jit in ("off", "on"):
+        seconds, compact_flops = time_project_step(images, "compact", args.steps * 4,
+                                                   args.warmup, jit_compile=jit)
+        rows.append((f"default recipe, this project's step, XLA {jit}", seconds,
+                     train.batch_size, compact_flops))
 
     print(f"\ndevice: {device}; TensorFlow {tf.__version__}; conv ceiling "
           f"{ceiling:.0f} GFLOP/s (5x5 256->256 Conv2D, 32x32, batch 20)\n")

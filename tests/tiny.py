@@ -30,6 +30,8 @@ def tiny_params(recipe: str = "chollet", **overrides) -> dict:
     values = yaml.safe_load((RECIPES / f"{recipe}.yaml").read_text())
     for section in ("model", "train"):
         params[section] = {**values[section], **SHRINK[section], **params[section]}
+    if params["train"]["ema_bn_batches"] > 0:
+        params["train"]["ema_bn_batches"] = 2  # a refresh of two batches, not the recipe's
     for name, value in overrides.items():
         section, key = name.split("__")
         params[section][key] = value
