@@ -21,7 +21,9 @@ from tiny import tiny_params
 
 def build(architecture="compact", **train_overrides):
     # The compact recipe: its discriminator has no dropout, so a forward pass here sees the
-    # same function the step sees.
+    # same function the step sees. Its own regulariser (LeCam) is off unless a test turns it on,
+    # so that each test sees one regulariser alone.
+    train_overrides = {"lecam_weight": 0.0, **train_overrides}
     params = tiny_params("compact", model__architecture=architecture,
                          **{f"train__{k}": v for k, v in train_overrides.items()})
     model, train = parse_section("model", params["model"]), parse_section("train", params["train"])
