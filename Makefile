@@ -1,5 +1,5 @@
-# Two entry points: `make repro` runs the pipeline, `make test` runs the tests. Each creates
-# the virtual environment it needs on first use.
+# `make repro` runs the pipeline, `make test` runs the tests, `make review BASE=ref` compares
+# HEAD's committed results with BASE's. Each creates the virtual environment it needs on first use.
 PYTHON ?= python3
 VENV := .venv
 BIN := $(abspath $(VENV))/bin
