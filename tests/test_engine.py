@@ -1,6 +1,5 @@
 """The GPU path on the CPU: every engine `auto` can choose trains, saves and reloads."""
 
-
 import numpy as np
 import pytest
 
@@ -44,7 +43,6 @@ def test_explicit_switches_win_and_impossible_ones_are_refused():
 # the one every other training test here runs, so it is left out.
 CODE = """
 from tiny import tiny_params
-from two_devices import run_on_two_devices
 from dcgan import train_outputs, training
 from dcgan.engine import Engine
 from dcgan.params import parse_section
