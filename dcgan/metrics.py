@@ -222,23 +222,75 @@ def _resample_sorted(values: np.ndarray, length: int) -> np.ndarray:
     return values[:, lower] * (1 - weight) + values[:, upper] * weight
 
 
-def _sliced_wasserstein(
-    descriptors_a: np.ndarray, descriptors_b: np.ndarray, num_projections: int,
-    rng: np.random.Generator,
-) -> float:
-    directions = rng.standard_normal((num_projections, descriptors_a.shape[1]))
-    directions = (directions / np.linalg.norm(directions, axis=1, keepdims=True)).astype(np.float32)
-    length = min(len(descriptors_a), len(descriptors_b))
-    total = 0.0
-    # Chunks of projections bound memory to (chunk, N) floats per set instead of (512, N).
-    for start in range(0, num_projections, PROJECTION_CHUNK):
-        chunk = directions[start:start + PROJECTION_CHUNK]
-        projected_a, projected_b = chunk @ descriptors_a.T, chunk @ descriptors_b.T
-        projected_a.sort(axis=1)
-        projected_b.sort(axis=1)
-        gaps = _resample_sorted(projected_a, length) - _resample_sorted(projected_b, length)
+def _directions(num_projections: int, size: int, rng: np.random.Generator) -> np.ndarray:
+    directions = rng.standard_normal((num_projections, size))
+    return (directions / np.linalg.norm(directions, axis=1, keepdims=True)).astype(np.float32)
+
+
+def _sorted_projections(descriptors: np.ndarray, directions: np.ndarray) -> list[np.ndarray]:
+    # Chunks of projections bound the working memory to (chunk, N) floats at a time.
+    chunks = []
+    for start in range(0, len(directions), PROJECTION_CHUNK):
+        projected = directions[start:start + PROJECTION_CHUNK] @ descriptors.T
+        projected.sort(axis=1)
+        chunks.append(projected)
+    return chunks
+
+
+def _sliced_wasserstein(sorted_a: list[np.ndarray], sorted_b: list[np.ndarray]) -> float:
+    length = min(sorted_a[0].shape[1], sorted_b[0].shape[1])
+    total, count = 0.0, 0
+    for chunk_a, chunk_b in zip(sorted_a, sorted_b):
+        gaps = _resample_sorted(chunk_a, length) - _resample_sorted(chunk_b, length)
         total += float(np.abs(gaps, dtype=np.float64).sum())
-    return total / (length * num_projections)
+        count += len(chunk_a)
+    return total / (length * count)
+
+
+def _check_swd_args(patches_per_image: int, num_projections: int, patch_size: int,
+                    seed: int) -> None:
+    largest_patch = min(SWD_LEVELS)
+    if (patches_per_image < 1 or num_projections < 1 or seed < 0
+            or not 1 <= patch_size <= largest_patch):
+        raise DataError(
+            "sliced_wasserstein_distance: expected patches_per_image >= 1, num_projections >= 1, "
+            f"1 <= patch_size <= {largest_patch} and seed >= 0, found {patches_per_image}, "
+            f"{num_projections}, {patch_size} and {seed}"
+        )
+
+
+def sliced_wasserstein_distances(
+    image_sets: list[np.ndarray], reference: np.ndarray, *, patches_per_image: int = 64,
+    num_projections: int = 512, patch_size: int = 7, seed: int = 0,
+) -> list[dict[int, float]]:
+    """sliced_wasserstein_distance of each of `image_sets` against the same `reference`.
+
+    Every set is measured with the same patch positions and projections, so that the values
+    differ only by the images; the reference's sorted projections are computed once.
+    """
+    _check_swd_args(patches_per_image, num_projections, patch_size, seed)
+    for index, images in enumerate(image_sets):
+        check_images(images, f"sliced_wasserstein_distance image set {index}")
+    check_images(reference, "sliced_wasserstein_distance reference")
+    if len(reference) == 0 or not image_sets or any(len(images) == 0 for images in image_sets):
+        raise DataError(
+            "sliced_wasserstein_distance: expected at least 1 image per set, found "
+            f"{[len(images) for images in image_sets]} and {len(reference)}"
+        )
+    distances = [{} for _ in image_sets]
+    for level, resolution in enumerate(SWD_LEVELS):
+        reference_descriptors = _patch_descriptors(reference, level, patches_per_image,
+                                                   patch_size, seed)
+        rng = np.random.default_rng([seed, level, 1])
+        directions = _directions(num_projections, reference_descriptors.shape[1], rng)
+        sorted_reference = _sorted_projections(reference_descriptors, directions)
+        del reference_descriptors
+        for images, distance in zip(image_sets, distances):
+            descriptors = _patch_descriptors(images, level, patches_per_image, patch_size, seed)
+            distance[resolution] = 1e3 * _sliced_wasserstein(
+                _sorted_projections(descriptors, directions), sorted_reference)
+            logger.debug("SWD at %d: %.3f", resolution, distance[resolution])
+    return distances
 
 
 def sliced_wasserstein_distance(
@@ -258,28 +310,14 @@ def sliced_wasserstein_distance(
     """
     check_images(images_a, "sliced_wasserstein_distance images_a")
     check_images(images_b, "sliced_wasserstein_distance images_b")
-    largest_patch = min(SWD_LEVELS)
-    if (patches_per_image < 1 or num_projections < 1 or seed < 0
-            or not 1 <= patch_size <= largest_patch):
-        raise DataError(
-            "sliced_wasserstein_distance: expected patches_per_image >= 1, num_projections >= 1, "
-            f"1 <= patch_size <= {largest_patch} and seed >= 0, found {patches_per_image}, "
-            f"{num_projections}, {patch_size} and {seed}"
-        )
     if len(images_a) == 0 or len(images_b) == 0:
         raise DataError(
             "sliced_wasserstein_distance: expected at least 1 image per set, "
             f"found {len(images_a)} and {len(images_b)}"
         )
-    distances = {}
-    for level, resolution in enumerate(SWD_LEVELS):
-        descriptors_a = _patch_descriptors(images_a, level, patches_per_image, patch_size, seed)
-        descriptors_b = _patch_descriptors(images_b, level, patches_per_image, patch_size, seed)
-        rng = np.random.default_rng([seed, level, 1])
-        distances[resolution] = 1e3 * _sliced_wasserstein(
-            descriptors_a, descriptors_b, num_projections, rng
-        )
-        logger.debug("SWD at %d: %.3f", resolution, distances[resolution])
+    (distances,) = sliced_wasserstein_distances(
+        [images_a], images_b, patches_per_image=patches_per_image,
+        num_projections=num_projections, patch_size=patch_size, seed=seed)
     return distances
 
 

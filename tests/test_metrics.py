@@ -232,6 +232,15 @@ def test_patches_are_normalised_by_their_own_deviation_and_flat_ones_become_zero
     np.testing.assert_array_equal(metrics._normalize_patches(flat), 0)
 
 
+def test_swd_of_several_sets_equals_each_measured_alone():
+    reference = structured_images(30, seed=15)
+    sets = [structured_images(12, seed=16), structured_images(20, seed=17)]
+    together = metrics.sliced_wasserstein_distances(sets, reference, **SWD_SMALL)
+    alone = [metrics.sliced_wasserstein_distance(images, reference, **SWD_SMALL)
+             for images in sets]
+    assert together == alone and together[0] != together[1]
+
+
 def test_sliced_wasserstein_distance_rejects_bad_images():
     images = structured_images(4, seed=14)
     with pytest.raises(DataError, match="uint8 images of shape"):
