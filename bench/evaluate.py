@@ -2,7 +2,8 @@
 
     python bench/evaluate.py [--samples 10000] [--reference 1000] [--train 5000]
 
-SWD, memorisation and diversity for the samples and for the real-data floor, Inception off,
+SWD (the mean over draws of evaluate.swd_draw_size), memorisation and diversity for the
+samples and for the real-data floor, Inception off,
 as the evaluate stage computes them with the committed params.yaml. The images are smooth
 random colour fields with noise, which cost the same to score as photographs.
 """
@@ -46,9 +47,10 @@ def main() -> None:
     started = time.perf_counter()
     evaluate(samples, train, reference, params)
     seconds = time.perf_counter() - started
-    print("\n| samples | reference | train | SWD patches/image | projections | seconds |")
-    print("| ---: | ---: | ---: | ---: | ---: | ---: |")
-    print(f"| {args.samples} | {args.reference} | {args.train} | "
+    print("\n| samples | reference | train | SWD draw size | SWD patches/image | projections "
+          "| seconds |")
+    print("| ---: | ---: | ---: | ---: | ---: | ---: | ---: |")
+    print(f"| {args.samples} | {args.reference} | {args.train} | {params.swd_draw_size} | "
           f"{params.swd_patches_per_image} | {params.swd_projections} | {seconds:.1f} |")
     print(f"\n{os.cpu_count()} cores; goal: at most 60 s")
 

@@ -26,23 +26,40 @@ METRICS = {
     "diversity": ("pairwise distance", "near the floor",
                   "mean RMS pixel distance between two images; low means mode collapse"),
 }
+# The standard error of each metric that is a mean over draws, keyed "<metric>_error".
+ERRORS = tuple(f"swd_{resolution}_error" for resolution in metrics.SWD_LEVELS)
 
 
-def _distribution_scores(images: np.ndarray, reference: np.ndarray, params: EvaluateParams,
-                         reference_features, inception_model) -> dict:
-    # How far the distribution of `images` is from the reference set's.
-    swd = metrics.sliced_wasserstein_distance(
-        images, reference, patches_per_image=params.swd_patches_per_image,
+def draws_of(count: int, draw_size: int) -> tuple[int, int]:
+    """(number of draws, images per draw) for SWD over `count` samples."""
+    size = min(draw_size, count)
+    return count // size, size
+
+
+def _swd_scores(draws: list[np.ndarray], reference: np.ndarray, params: EvaluateParams) -> dict:
+    # The mean over the draws and its standard error: SWD of a thousand images moves by
+    # several tenths of its value from one draw to the next, so a single draw cannot tell
+    # two runs apart.
+    swds = metrics.sliced_wasserstein_distances(
+        draws, reference, patches_per_image=params.swd_patches_per_image,
         num_projections=params.swd_projections, seed=params.seed)
-    scores = {"swd_32": swd[32], "swd_16": swd[16], "fid": None, "kid": None}
-    if inception_model is not None:
-        features = metrics.inception_features(images, inception_model,
-                                              batch_size=params.inception_batch_size)
-        scores["fid"] = metrics.fid_from_features(features, reference_features)
-        kid, _ = metrics.kernel_inception_distance(features, reference_features,
-                                                   seed=params.seed)
-        scores["kid"] = 1e3 * kid
+    scores = {}
+    for resolution in metrics.SWD_LEVELS:
+        values = np.array([swd[resolution] for swd in swds])
+        scores[f"swd_{resolution}"] = float(values.mean())
+        scores[f"swd_{resolution}_error"] = (
+            float(values.std(ddof=1) / np.sqrt(len(values))) if len(values) > 1 else None)
     return scores
+
+
+def _inception_scores(images: np.ndarray, reference_features, inception_model,
+                      params: EvaluateParams) -> dict:
+    if inception_model is None:
+        return {"fid": None, "kid": None}
+    features = metrics.inception_features(images, inception_model,
+                                          batch_size=params.inception_batch_size)
+    kid, _ = metrics.kernel_inception_distance(features, reference_features, seed=params.seed)
+    return {"fid": metrics.fid_from_features(features, reference_features), "kid": 1e3 * kid}
 
 
 def _mean_nearest_distance(images: np.ndarray, training_images: np.ndarray) -> float:
@@ -54,10 +71,18 @@ def evaluate(samples: np.ndarray, training_images: np.ndarray, reference: np.nda
              params: EvaluateParams, inception_model=None) -> dict:
     """Scores `samples` and, as the floor, the training images, both against `reference`.
 
-    The floor is what real data scores on the same metric: as many training images as there
-    are samples, against the held-out reference set, measured the same way. Memorisation of
-    the floor is the distance from each reference image to its nearest training image;
-    diversity of the floor is that of the reference images.
+    The floor is what real data scores on the same metric: training images against the
+    held-out reference set, measured the same way. SWD is biased by the number of images
+    scored, so it is the mean over disjoint draws of `params.swd_draw_size` samples, and the
+    floor the mean over as many random draws of as many training images; each comes with
+    the standard error of its mean (None from a single draw). FID and KID score every sample,
+    and their floor as many training images. Memorisation of the floor is the distance from
+    each reference image to its nearest training image; diversity of the floor is that of
+    the reference images.
+
+    Returns:
+        {"generated": scores, "floor": scores, "swd_draws": n, "swd_draw_size": images},
+        scores holding every key of METRICS and "<key>_error" for the SWD levels.
 
     Raises:
         DataError: fewer than MIN_SAMPLES samples or reference images.
@@ -70,19 +95,27 @@ def evaluate(samples: np.ndarray, training_images: np.ndarray, reference: np.nda
     if inception_model is not None:
         reference_features = metrics.inception_features(
             reference, inception_model, batch_size=params.inception_batch_size)
-    logger.info("scoring %d samples against %d reference images", len(samples), len(reference))
-    generated = _distribution_scores(samples, reference, params, reference_features,
-                                     inception_model)
-    generated["memorisation"] = _mean_nearest_distance(samples, training_images)
-    generated["diversity"] = metrics.mean_pairwise_distance(samples, seed=params.seed)
-    # SWD, FID and KID are biased by the number of images scored, so the floor scores as many
-    # training images as there are samples, drawn at random.
-    count = min(len(training_images), len(samples))
-    picks = np.random.default_rng(params.seed).permutation(len(training_images))[:count]
-    subset = training_images[np.sort(picks)]
-    logger.info("scoring %d training images, the floor", count)
-    floor = _distribution_scores(subset, reference, params, reference_features, inception_model)
-    floor["memorisation"] = _mean_nearest_distance(reference, training_images)
-    floor["diversity"] = metrics.mean_pairwise_distance(reference, seed=params.seed)
-    return {"generated": {key: generated[key] for key in METRICS},
-            "floor": {key: floor[key] for key in METRICS}}
+    count, size = draws_of(len(samples), min(params.swd_draw_size, len(training_images)))
+    logger.info("scoring %d samples against %d reference images, SWD over %d draws of %d",
+                len(samples), len(reference), count, size)
+    generated = {
+        **_swd_scores([samples[i * size:(i + 1) * size] for i in range(count)], reference, params),
+        **_inception_scores(samples, reference_features, inception_model, params),
+        "memorisation": _mean_nearest_distance(samples, training_images),
+        "diversity": metrics.mean_pairwise_distance(samples, seed=params.seed),
+    }
+    logger.info("scoring training images, the floor")
+    floor_draws = [training_images[np.sort(np.random.default_rng([params.seed, i]).choice(
+        len(training_images), size, replace=False))] for i in range(count)]
+    picks = np.random.default_rng(params.seed).permutation(len(training_images))[:len(samples)]
+    floor = {
+        **_swd_scores(floor_draws, reference, params),
+        **_inception_scores(training_images[np.sort(picks)], reference_features,
+                            inception_model, params),
+        "memorisation": _mean_nearest_distance(reference, training_images),
+        "diversity": metrics.mean_pairwise_distance(reference, seed=params.seed),
+    }
+    keys = [*METRICS, *ERRORS]
+    return {"generated": {key: generated[key] for key in keys},
+            "floor": {key: floor[key] for key in keys},
+            "swd_draws": count, "swd_draw_size": size}

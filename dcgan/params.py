@@ -122,6 +122,7 @@ class EvaluateParams:
     seed: int = spec(low=0)
     swd_patches_per_image: int = spec(low=1)
     swd_projections: int = spec(low=1)
+    swd_draw_size: int = spec(low=2, doc="SWD is the mean over draws of this many samples")
     inception_batch_size: int = spec(low=1)
     grid_size: int = spec(low=1, high=32)
 

@@ -37,6 +37,13 @@ def format_number(value) -> str:
     return str(value)
 
 
+def with_error(scores: dict, key: str) -> str:
+    """A metric as reports print it, with "± standard error" where it has one."""
+    error = scores.get(f"{key}_error")
+    text = format_number(scores.get(key))
+    return text if error is None else f"{text} ± {error:.2g}"
+
+
 def markdown(recipe: dict, metrics: dict, report_dir: str | Path) -> str:
     """The report as GitHub markdown, linking only figures present in `report_dir`."""
     report_dir = Path(report_dir)
@@ -49,12 +56,14 @@ def markdown(recipe: dict, metrics: dict, report_dir: str | Path) -> str:
               f"| samples scored | {metrics['num_samples']} |", "",
               "## Metrics", "",
               "Each metric is shown beside its floor: what real data scores when the training "
-              "images are measured against the held-out reference set the same way.", "",
+              "images are measured against the held-out reference set the same way. SWD is "
+              f"the mean over {metrics['swd_draws']} draw(s) of {metrics['swd_draw_size']} "
+              "images, ± the standard error of that mean.", "",
               "| metric | generated | real data (floor) | better | measures |",
               "| --- | --- | --- | --- | --- |"]
     for key, (label, better, meaning) in METRICS.items():
-        lines.append(f"| {label} | {format_number(metrics[key])} "
-                     f"| {format_number(metrics['floor'][key])} | {better} | {meaning} |")
+        lines.append(f"| {label} | {with_error(metrics, key)} "
+                     f"| {with_error(metrics['floor'], key)} | {better} | {meaning} |")
     lines += ["", f"Inception metrics: {metrics['inception']}.", "",
               f"Last logged losses: discriminator {format_number(metrics['d_loss'])}, generator "
               f"{format_number(metrics['g_loss'])}.", ""]
@@ -86,7 +95,8 @@ def write_reports(samples, training_images, reference, models_dir: Path, recipe:
     last = losses.iloc[-1]
     results = {**scores["generated"], "floor": scores["floor"], "inception": inception_note,
                "d_loss": float(last["d_loss"]), "g_loss": float(last["g_loss"]),
-               "num_samples": len(samples), "train_seconds": recipe["seconds"]}
+               "num_samples": len(samples), "swd_draws": scores["swd_draws"],
+               "swd_draw_size": scores["swd_draw_size"], "train_seconds": recipe["seconds"]}
 
     count = params.grid_size ** 2
     nearest_count = min(len(samples), 4 * params.grid_size)

@@ -18,7 +18,7 @@ from dcgan.cli import run
 from dcgan.errors import DataError
 from dcgan.evaluation import METRICS
 from dcgan.grids import save_png
-from dcgan.report import format_number
+from dcgan.report import format_number, with_error
 from dcgan.revisions import Revision, repository_root
 
 log = logging.getLogger("dcgan.review")
@@ -135,7 +135,13 @@ def _change(old, new) -> str:
     return text
 
 
-def verdict(better: str, old, new, old_floor, new_floor) -> str:
+# A change smaller than this many standard errors of the difference is called noise: there is
+# about one chance in twenty that other draws of samples from the same two generators would
+# differ by more. It says nothing of the spread between training runs (seeds).
+NOISE_ERRORS = 2.0
+
+
+def verdict(better: str, old, new, old_floor, new_floor, old_error=None, new_error=None) -> str:
     """Whether the head's value improves on the base's, by the metric's direction.
 
     Args:
@@ -143,9 +149,11 @@ def verdict(better: str, old, new, old_floor, new_floor) -> str:
             better.
         old, new: The base's and the head's values (None when not computed).
         old_floor, new_floor: The floor each side scored.
+        old_error, new_error: The standard errors of the two values, where they are means
+            over draws; a change within NOISE_ERRORS of the difference's error is noise.
 
     Returns:
-        "better", "worse", "same" or "n/a".
+        "better", "worse", "same", "within noise" or "n/a".
 
     Raises:
         ValueError: an unknown direction.
@@ -162,10 +170,14 @@ def verdict(better: str, old, new, old_floor, new_floor) -> str:
         old, new = abs(old - old_floor), abs(new - new_floor)
     if new == old:
         return "same"
+    if _is_number(old_error) and _is_number(new_error) and better != "near the floor":
+        if abs(new - old) < NOISE_ERRORS * float(np.hypot(old_error, new_error)):
+            return "within noise"
     return "better" if new < old else "worse"
 
 
-VERDICT_MARKS = {"better": "✅ better", "worse": "❌ worse", "same": "same", "n/a": "n/a"}
+VERDICT_MARKS = {"better": "✅ better", "worse": "❌ worse", "same": "same",
+                 "within noise": "≈ within noise", "n/a": "n/a"}
 
 
 def params_changes(base: Side, head: Side) -> list[tuple[str, object, object]]:
@@ -200,22 +212,27 @@ def _metric_table(base: Side | None, head: Side) -> list[str]:
     if base is None:
         lines = ["| metric | head | real data (floor) | better |", "| --- | --- | --- | --- |"]
         for key, (label, better, _) in METRICS.items():
-            lines.append(f"| {label} | {format_number(new.get(key))} "
-                         f"| {format_number((new.get('floor') or {}).get(key))} | {better} |")
+            lines.append(f"| {label} | {with_error(new, key)} "
+                         f"| {with_error(new.get('floor') or {}, key)} | {better} |")
         return lines
     old = base.metrics
     lines = ["Better or worse compares the head with the base: for *lower* metrics the lower "
              "value is better; for *near the floor* ones, the value nearer its own side's floor "
-             "(what real data scores). No noise estimate is made: small moves may be chance.",
+             "(what real data scores). Where both sides give a standard error (± after the "
+             f"value), a change smaller than {NOISE_ERRORS:g} standard errors of the difference "
+             "is marked as within noise; other metrics have no noise estimate, and small moves "
+             "in them may be chance.",
              "", "| metric | base | head | change | floor (base → head) | better | verdict |",
              "| --- | --- | --- | --- | --- | --- | --- |"]
     for key, (label, better, _) in METRICS.items():
         old_floor = (old.get("floor") or {}).get(key)
         new_floor = (new.get("floor") or {}).get(key)
-        floor = (format_number(new_floor) if old_floor == new_floor
-                 else f"{format_number(old_floor)} → {format_number(new_floor)}")
-        mark = VERDICT_MARKS[verdict(better, old.get(key), new.get(key), old_floor, new_floor)]
-        lines.append(f"| {label} | {format_number(old.get(key))} | {format_number(new.get(key))} "
+        old_floors, new_floors = old.get("floor") or {}, new.get("floor") or {}
+        floor = (with_error(new_floors, key) if old_floor == new_floor
+                 else f"{with_error(old_floors, key)} → {with_error(new_floors, key)}")
+        mark = VERDICT_MARKS[verdict(better, old.get(key), new.get(key), old_floor, new_floor,
+                                     old.get(f"{key}_error"), new.get(f"{key}_error"))]
+        lines.append(f"| {label} | {with_error(old, key)} | {with_error(new, key)} "
                      f"| {_change(old.get(key), new.get(key))} | {floor} | {better} | {mark} |")
     return lines
 

@@ -79,6 +79,10 @@ def test_stage_writes_every_report_with_floors(workspace):
     assert scores["fid"] is None and scores["inception"].startswith("off")
     assert scores["num_samples"] == 30 and scores["g_loss"] == 0.8
     assert scores["swd_32"] > 0 and scores["floor"]["swd_32"] > 0
+    # 30 samples in draws of 8: the mean over three draws, with its standard error.
+    assert scores["swd_draws"] == 3 and scores["swd_draw_size"] == 8
+    assert scores["swd_16_error"] > 0 and scores["floor"]["swd_16_error"] > 0
+    assert f"{scores['swd_16']:.4g} ± " in (reports / "report.md").read_text()
     # samples.png holds a 4x4 grid of 32-pixel images, enlarged twice.
     from PIL import Image
     assert Image.open(reports / "samples.png").size == (2 * (4 * 34 + 2),) * 2
@@ -131,15 +135,42 @@ def test_inception_metrics_plumbing_with_untrained_network():
         assert np.isfinite(scores[part]["kid"])
 
 
-def test_floor_scores_as_many_training_images_as_there_are_samples(monkeypatch):
-    sizes = []
-    original = metrics.sliced_wasserstein_distance
+def test_swd_is_the_mean_over_disjoint_draws_beside_as_many_draws_of_training_images(
+        monkeypatch):
+    calls = []
+    original = metrics.sliced_wasserstein_distances
 
-    def recording(images_a, images_b, **kwargs):
-        sizes.append((len(images_a), len(images_b)))
-        return original(images_a, images_b, **kwargs)
+    def recording(image_sets, reference, **kwargs):
+        results = original(image_sets, reference, **kwargs)
+        calls.append((image_sets, reference, results))
+        return results
 
-    monkeypatch.setattr(metrics, "sliced_wasserstein_distance", recording)
-    params = parse_section("evaluate", TINY["evaluate"])
-    evaluate(images(12, 0), images(40, 1), images(10, 2), params)
-    assert sizes == [(12, 10), (12, 10)]
+    monkeypatch.setattr(metrics, "sliced_wasserstein_distances", recording)
+    params = parse_section("evaluate", {**TINY["evaluate"], "swd_draw_size": 4})
+    samples, training, reference = images(14, 0), images(40, 1), images(10, 2)
+    scores = evaluate(samples, training, reference, params)
+    (generated_sets, _, generated), (floor_sets, _, floor) = calls
+    # 14 samples give three whole draws of 4, in order and disjoint; the last 2 are left out.
+    assert len(generated_sets) == 3 and scores["swd_draws"] == 3 and scores["swd_draw_size"] == 4
+    np.testing.assert_array_equal(np.concatenate(generated_sets), samples[:12])
+    # The floor: as many draws of as many training images, each without repeats.
+    assert [len(draw) for draw in floor_sets] == [4, 4, 4]
+    training_rows = {image.tobytes(): i for i, image in enumerate(training)}
+    for draw in floor_sets:
+        assert len({training_rows[image.tobytes()] for image in draw}) == 4
+    assert not all(np.array_equal(floor_sets[0], draw) for draw in floor_sets[1:])
+    for part, results in (("generated", generated), ("floor", floor)):
+        for level in (16, 32):
+            values = np.array([result[level] for result in results])
+            assert scores[part][f"swd_{level}"] == pytest.approx(values.mean())
+            assert scores[part][f"swd_{level}_error"] == pytest.approx(
+                values.std(ddof=1) / np.sqrt(3))
+            assert scores[part][f"swd_{level}_error"] > 0
+
+
+def test_a_single_draw_has_no_standard_error():
+    params = parse_section("evaluate", {**TINY["evaluate"], "swd_draw_size": 100})
+    scores = evaluate(images(12, 0), images(40, 1), images(10, 2), params)
+    assert scores["swd_draws"] == 1 and scores["swd_draw_size"] == 12
+    assert scores["generated"]["swd_16_error"] is None and scores["floor"]["swd_16_error"] is None
+    assert scores["generated"]["swd_16"] > 0

@@ -93,6 +93,12 @@ def number(value):
     return f"{value:.4g}"
 
 
+def shown(scores, key):
+    """A metric as the review prints it: 4 digits, and "± error" where a side has one."""
+    error = scores.get(f"{key}_error")
+    return number(scores[key]) + ("" if error is None else f" ± {error:.2g}")
+
+
 def test_make_review_sets_a_change_beside_its_base(history):
     root, commits = history
     # -o: the test's interpreter is already installed; make must not build a .venv here.
@@ -113,10 +119,13 @@ def test_make_review_sets_a_change_beside_its_base(history):
         if old[key] is None:
             assert (base, head, mark) == ("n/a", "n/a", "n/a")
         else:
-            assert (base, head) == (number(old[key]), number(new[key]))
-            floors = (number(old["floor"][key]), number(new["floor"][key]))
+            assert (base, head) == (shown(old, key), shown(new, key))
+            floors = (shown(old["floor"], key), shown(new["floor"], key))
             assert floor == (floors[0] if floors[0] == floors[1] else " → ".join(floors))
             assert mark.endswith(("better", "worse", "same"))
+    # The base scored 24 samples (three draws of 8) and the head 12 (one): only the base's
+    # SWD has a standard error, so no change is called noise.
+    assert " ± " in rows["SWD 16x16 (x1e3)"][1] and " ± " not in rows["SWD 16x16 (x1e3)"][2]
     assert " → " in rows["SWD 32x32 (x1e3)"][4]  # the floor moved with the number of samples
 
     timing = {row[0]: row[1:] for row in table_rows(text, "| |")}["training time"]
@@ -138,8 +147,8 @@ def test_a_first_run_shows_the_head_alone(history, tmp_path):
     assert "has no committed `reports/metrics.json` (a first run): the head is shown alone" in text
     head = committed_metrics(root, commits["first"])
     rows = {row[0]: row for row in table_rows(text, "| metric | head |")}
-    assert rows["SWD 32x32 (x1e3)"][1:3] == [number(head["swd_32"]),
-                                             number(head["floor"]["swd_32"])]
+    assert rows["SWD 32x32 (x1e3)"][1:3] == [shown(head, "swd_32"),
+                                             shown(head["floor"], "swd_32")]
     assert len(rows) == len(METRICS)
     short = sh(root, "git", "rev-parse", "--short", commits["first"]).strip()
     assert f"| | head {short} |" in text.splitlines()
@@ -202,6 +211,17 @@ def test_bad_refs_are_one_line_and_exit_1(history, tmp_path, monkeypatch, capsys
 def test_verdict_follows_each_metrics_direction(better, old, new, old_floor, new_floor,
                                                 expected):
     assert review.verdict(better, old, new, old_floor, new_floor) == expected
+
+
+@pytest.mark.parametrize("old_error, new_error, expected", [
+    (0.5, 0.5, "within noise"),   # a change of 1.0 is 1.4 standard errors of the difference
+    (0.2, 0.2, "better"),         # and here 3.5
+    (None, 0.2, "better"),        # the base gave no error: no noise estimate
+])
+def test_verdict_calls_a_change_within_two_standard_errors_noise(old_error, new_error, expected):
+    assert review.verdict("lower", 30.0, 29.0, 20.0, 20.0, old_error, new_error) == expected
+    reverse = {"better": "worse"}.get(expected, expected)
+    assert review.verdict("lower", 29.0, 30.0, 20.0, 20.0, new_error, old_error) == reverse
 
 
 def test_labelled_montage_lays_panels_out_with_their_labels():

@@ -18,7 +18,8 @@ TINY = {
               "distribute": "off"},
     "sample": {"num_samples": 24, "seed": 0, "batch_size": 10},
     "evaluate": {"inception": "off", "seed": 0, "swd_patches_per_image": 8,
-                 "swd_projections": 32, "inception_batch_size": 8, "grid_size": 4},
+                 "swd_projections": 32, "swd_draw_size": 8, "inception_batch_size": 8,
+                 "grid_size": 4},
 }
 SHRINK = {"model": {"latent_dim": 8, "width": 4}, "train": {"iterations": 6, "batch_size": 8}}
 
