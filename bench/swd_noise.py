@@ -1,0 +1,69 @@
+"""How much SWD moves with the draw of images alone: one trained generator, many draws.
+
+    python bench/swd_noise.py [--models models] [--prepared data/prepared] [--draws 6]
+                              [--size 1000] [--params params.yaml]
+
+Draws --draws disjoint sets of --size samples from the trained generator in --models (sample
+seeds 0, 1, ...), and as many random sets of --size training images from --prepared, and
+scores each against the reference set with the evaluate stage's SWD. Prints every draw, the
+spread of single draws and the standard error of their mean: what decides how many draws the
+evaluate stage averages (evaluate.swd_draw_size, sample.num_samples).
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import sys
+from pathlib import Path
+
+os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+
+import numpy as np  # noqa: E402
+
+from dcgan import metrics  # noqa: E402
+from dcgan.artifacts import load_images  # noqa: E402
+from dcgan.params import load_sections  # noqa: E402
+from dcgan.sampling import draw_samples, load_generator  # noqa: E402
+from dcgan.train_outputs import GENERATOR, read_recipe  # noqa: E402
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--models", type=Path, default=Path("models"))
+    parser.add_argument("--prepared", type=Path, default=Path("data/prepared"))
+    parser.add_argument("--draws", type=int, default=6)
+    parser.add_argument("--size", type=int, default=1000)
+    parser.add_argument("--params", type=Path, default=Path("params.yaml"))
+    args = parser.parse_args()
+    (params,) = load_sections(args.params, "evaluate")
+    reference = load_images(args.prepared / "test.npz")
+    training_images = load_images(args.prepared / "train.npz")
+    generator = load_generator(args.models / GENERATOR)
+    pixel_range = read_recipe(args.models)["train"]["pixel_range"]
+    sets = {
+        "generated": [draw_samples(generator, args.size, seed, 250, pixel_range)[0]
+                      for seed in range(args.draws)],
+        "floor": [training_images[np.sort(np.random.default_rng(seed).choice(
+            len(training_images), args.size, replace=False))] for seed in range(args.draws)],
+    }
+    print(f"\n{args.draws} draws of {args.size} images against {len(reference)} reference "
+          f"images ({args.models})\n")
+    print("| images | level | draws | mean | spread of one draw (sd) | standard error of the "
+          "mean |")
+    print("| --- | --- | --- | ---: | ---: | ---: |")
+    for name, draws in sets.items():
+        swds = metrics.sliced_wasserstein_distances(
+            draws, reference, patches_per_image=params.swd_patches_per_image,
+            num_projections=params.swd_projections, seed=params.seed)
+        for level in metrics.SWD_LEVELS:
+            values = np.array([swd[level] for swd in swds])
+            print(f"| {name} | SWD {level} | {', '.join(f'{v:.1f}' for v in values)} | "
+                  f"{values.mean():.2f} | {values.std(ddof=1):.2f} | "
+                  f"{values.std(ddof=1) / np.sqrt(len(values)):.2f} |")
+    print(f"\n{os.cpu_count()} cores")
+
+
+if __name__ == "__main__":
+    main()
