@@ -37,9 +37,9 @@ def draws_of(count: int, draw_size: int) -> tuple[int, int]:
 
 
 def _swd_scores(draws: list[np.ndarray], reference: np.ndarray, params: EvaluateParams) -> dict:
-    # The mean over the draws and its standard error: SWD of a thousand images moves by
-    # several tenths of its value from one draw to the next, so a single draw cannot tell
-    # two runs apart.
+    # The mean over the draws and its standard error: SWD 16 of a thousand images moves by
+    # about a sixth of its value from one draw to the next (bench/swd_noise.py), so a single
+    # draw cannot tell two runs apart.
     swds = metrics.sliced_wasserstein_distances(
         draws, reference, patches_per_image=params.swd_patches_per_image,
         num_projections=params.swd_projections, seed=params.seed)
