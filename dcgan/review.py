@@ -225,9 +225,8 @@ def _metric_table(base: Side | None, head: Side) -> list[str]:
              "", "| metric | base | head | change | floor (base → head) | better | verdict |",
              "| --- | --- | --- | --- | --- | --- | --- |"]
     for key, (label, better, _) in METRICS.items():
-        old_floor = (old.get("floor") or {}).get(key)
-        new_floor = (new.get("floor") or {}).get(key)
         old_floors, new_floors = old.get("floor") or {}, new.get("floor") or {}
+        old_floor, new_floor = old_floors.get(key), new_floors.get(key)
         floor = (with_error(new_floors, key) if old_floor == new_floor
                  else f"{with_error(old_floors, key)} → {with_error(new_floors, key)}")
         mark = VERDICT_MARKS[verdict(better, old.get(key), new.get(key), old_floor, new_floor,
