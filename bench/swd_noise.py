@@ -3,11 +3,11 @@
     python bench/swd_noise.py [--models models] [--prepared data/prepared] [--draws 6]
                               [--size 1000] [--params params.yaml]
 
-Draws --draws disjoint sets of --size samples from the trained generator in --models (sample
-seeds 0, 1, ...), and as many random sets of --size training images from --prepared, and
-scores each against the reference set with the evaluate stage's SWD. Prints every draw, the
-spread of single draws and the standard error of their mean: what decides how many draws the
-evaluate stage averages (evaluate.swd_draw_size, sample.num_samples).
+Draws --draws sets of --size samples from the trained generator in --models (sample seeds
+0, 1, ...) and as many of the evaluate stage's floor draws of the training images in
+--prepared, and scores each against the reference set with the evaluate stage's SWD. Prints
+every draw, the spread of single draws and the standard error of their mean: what decides how
+many draws the evaluate stage averages (evaluate.swd_draw_size, sample.num_samples).
 """
 
 from __future__ import annotations
@@ -24,6 +24,7 @@ import numpy as np  # noqa: E402
 
 from dcgan import metrics  # noqa: E402
 from dcgan.artifacts import load_images  # noqa: E402
+from dcgan.evaluation import floor_draws  # noqa: E402
 from dcgan.params import load_sections  # noqa: E402
 from dcgan.sampling import draw_samples, load_generator  # noqa: E402
 from dcgan.train_outputs import GENERATOR, read_recipe  # noqa: E402
@@ -45,8 +46,7 @@ def main() -> None:
     sets = {
         "generated": [draw_samples(generator, args.size, seed, 250, pixel_range)[0]
                       for seed in range(args.draws)],
-        "floor": [training_images[np.sort(np.random.default_rng(seed).choice(
-            len(training_images), args.size, replace=False))] for seed in range(args.draws)],
+        "floor": floor_draws(training_images, args.draws, args.size, params.seed),
     }
     print(f"\n{args.draws} draws of {args.size} images against {len(reference)} reference "
           f"images ({args.models})\n")

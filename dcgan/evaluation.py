@@ -36,6 +36,12 @@ def draws_of(count: int, draw_size: int) -> tuple[int, int]:
     return count // size, size
 
 
+def floor_draws(training_images: np.ndarray, count: int, size: int, seed: int) -> list[np.ndarray]:
+    """`count` random draws of `size` training images, each without repeats, in index order."""
+    return [training_images[np.sort(np.random.default_rng([seed, i]).choice(
+        len(training_images), size, replace=False))] for i in range(count)]
+
+
 def _swd_scores(draws: list[np.ndarray], reference: np.ndarray, params: EvaluateParams) -> dict:
     # The mean over the draws and its standard error: SWD 16 of a thousand images moves by
     # about a sixth of its value from one draw to the next (bench/swd_noise.py), so a single
@@ -105,11 +111,9 @@ def evaluate(samples: np.ndarray, training_images: np.ndarray, reference: np.nda
         "diversity": metrics.mean_pairwise_distance(samples, seed=params.seed),
     }
     logger.info("scoring training images, the floor")
-    floor_draws = [training_images[np.sort(np.random.default_rng([params.seed, i]).choice(
-        len(training_images), size, replace=False))] for i in range(count)]
     picks = np.random.default_rng(params.seed).permutation(len(training_images))[:len(samples)]
     floor = {
-        **_swd_scores(floor_draws, reference, params),
+        **_swd_scores(floor_draws(training_images, count, size, params.seed), reference, params),
         **_inception_scores(training_images[np.sort(picks)], reference_features,
                             inception_model, params),
         "memorisation": _mean_nearest_distance(reference, training_images),
