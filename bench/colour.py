@@ -1,0 +1,54 @@
+"""Colour statistics of image sets: are generated images as colourful as the real ones?
+
+    python bench/colour.py data/prepared/train.npz data/samples/samples.npz [more.npz ...]
+
+Reads the `images` array of each .npz artifact (the prepare and sample stages write them) and
+prints, with pixels in [0, 1]: the mean and standard deviation of each channel; the standard
+deviation between images of each image's mean colour (how much colour varies from image to
+image); the mean luminance contrast within an image; the mean spread between a pixel's
+channels, max minus min (0 for grey, higher for saturated colour); and the mean absolute
+difference between vertically adjacent pixels' luminance (sharpness). The SWD scores say how
+far two sets are apart; these say in which direction their colours differ.
+"""
+
+from __future__ import annotations
+
+import argparse
+import sys
+from pathlib import Path
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+
+import numpy as np  # noqa: E402
+
+from dcgan.artifacts import load_images  # noqa: E402
+
+
+def colour_stats(images: np.ndarray) -> dict[str, np.ndarray | float]:
+    """The statistics above for uint8 images of shape (n, height, width, 3)."""
+    pixels = images.astype(np.float64) / 255.0
+    luminance = pixels.mean(axis=-1)
+    return {
+        "channel mean": pixels.mean(axis=(0, 1, 2)),
+        "channel sd": pixels.std(axis=(0, 1, 2)),
+        "image colour sd": pixels.mean(axis=(1, 2)).std(axis=0),
+        "contrast": float(luminance.std(axis=(1, 2)).mean()),
+        "channel spread": float((pixels.max(axis=-1) - pixels.min(axis=-1)).mean()),
+        "sharpness": float(np.abs(np.diff(luminance, axis=1)).mean()),
+    }
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("artifacts", type=Path, nargs="+", help=".npz files with `images`")
+    args = parser.parse_args()
+    for path in args.artifacts:
+        images = load_images(path)
+        print(f"{path} ({len(images)} images)")
+        for name, value in colour_stats(images).items():
+            shown = np.array2string(np.asarray(value), precision=3, floatmode="fixed")
+            print(f"  {name:16s} {shown}")
+
+
+if __name__ == "__main__":
+    main()
