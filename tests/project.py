@@ -16,12 +16,19 @@ FOLDERS = ("dcgan", "stages", "recipes")
 FILES = ("dvc.yaml", ".gitignore", ".dvcignore", "Makefile")
 
 
-def sh(cwd, *command) -> str:
-    """Runs a command with this interpreter's scripts first on PATH; fails the test on error."""
+def sh(cwd, *command, capture: bool = True) -> str:
+    """Runs a command with this interpreter's scripts first on PATH; fails the test on error.
+
+    capture=False sends the output to /dev/null, for a command that leaves a process running
+    (`dvc queue start`): one that held the captured pipe would keep this call waiting until
+    it exited.
+    """
     env = dict(os.environ, PATH=f"{Path(sys.executable).parent}{os.pathsep}{os.environ['PATH']}")
-    result = subprocess.run(command, cwd=cwd, env=env, capture_output=True, text=True)
+    output = {} if capture else {"stdout": subprocess.DEVNULL, "stderr": subprocess.DEVNULL}
+    result = subprocess.run(command, cwd=cwd, env=env, capture_output=capture, text=True,
+                            **output)
     assert result.returncode == 0, f"{' '.join(command)} failed:\n{result.stdout}\n{result.stderr}"
-    return result.stdout
+    return result.stdout or ""
 
 
 def tiny_archive(folder: Path) -> dict:

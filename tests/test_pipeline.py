@@ -80,7 +80,7 @@ def test_queue_runs_each_experiment_with_its_own_params_code_and_recipe(project)
     (root / "mine.yaml").write_text(yaml.safe_dump(recipe))
     sh(root, sys.executable, "-m", "dcgan.recipes", "mine.yaml", "--queue", "-n", "mine")
     try:
-        sh(root, "dvc", "queue", "start", "--jobs", "1")
+        sh(root, "dvc", "queue", "start", "--jobs", "1", capture=False)
         # A guard against a hung queue, not a timing: two experiments of four tiny steps.
         deadline = time.monotonic() + 600
         while time.monotonic() < deadline:
