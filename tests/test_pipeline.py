@@ -82,14 +82,15 @@ def test_queue_runs_each_experiment_with_its_own_params_code_and_recipe(project)
     try:
         sh(root, "dvc", "queue", "start", "--jobs", "1", capture=False)
         # A guard against a hung queue, not a timing: two experiments of four tiny steps.
-        deadline = time.monotonic() + 600
+        guard = 600
+        deadline = time.monotonic() + guard
         while time.monotonic() < deadline:
             status = sh(root, "dvc", "queue", "status")
             if "Queued" not in status and "Running" not in status:
                 break
             time.sleep(2)
         else:
-            pytest.fail(f"the queue had not finished after 600 s:\n{status}")
+            pytest.fail(f"the queue had not finished after {guard} s:\n{status}")
         failed = [line.split()[0] for line in status.splitlines() if "Failed" in line]
         assert not failed, sh(root, "dvc", "queue", "logs", failed[0])
     finally:
