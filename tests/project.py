@@ -24,9 +24,8 @@ def sh(cwd, *command, capture: bool = True) -> str:
     it exited.
     """
     env = dict(os.environ, PATH=f"{Path(sys.executable).parent}{os.pathsep}{os.environ['PATH']}")
-    output = {} if capture else {"stdout": subprocess.DEVNULL, "stderr": subprocess.DEVNULL}
-    result = subprocess.run(command, cwd=cwd, env=env, capture_output=capture, text=True,
-                            **output)
+    stream = subprocess.PIPE if capture else subprocess.DEVNULL
+    result = subprocess.run(command, cwd=cwd, env=env, stdout=stream, stderr=stream, text=True)
     assert result.returncode == 0, f"{' '.join(command)} failed:\n{result.stdout}\n{result.stderr}"
     return result.stdout or ""
 
