@@ -21,6 +21,7 @@ def make_dataset(images: np.ndarray, train_params: TrainParams, latent_dim: int,
     `z_d` and `z_g`, augmentation noise `aug_*` and label noise `noise_*`. Everything is a pure
     function of (seed, step), so a resumed run sees exactly the batches an uninterrupted one
     would. The book's order (`shuffle` false) walks the images in order, epoch after epoch.
+    With `mirror`, each real image is flipped left to right with probability one half.
     """
     num_images, batch = len(images), train_params.batch_size
     steps_per_epoch = num_images // batch
@@ -45,6 +46,12 @@ def make_dataset(images: np.ndarray, train_params: TrainParams, latent_dim: int,
                 draws[name] = tf.random.stateless_uniform((batch, NOISE_DIM), seed=keys[i])
             else:
                 draws[name] = tf.random.stateless_uniform((batch, 1), seed=keys[i])
+        if train_params.mirror:
+            # A key of its own, like the consistency draws below, so that switching the flips
+            # on leaves every other stream as it was.
+            flip_key = tf.random.experimental.stateless_fold_in(key, len(STREAMS) + 1)
+            flip = tf.random.stateless_uniform((batch, 1, 1, 1), seed=flip_key) < 0.5
+            draws["real"] = tf.where(flip, tf.reverse(real, axis=[2]), real)
         if train_params.consistency_weight > 0:
             # Drawn from a key of their own, so that the streams above stay what they were.
             extra = tf.random.experimental.stateless_split(

@@ -76,6 +76,7 @@ class TrainParams:
     label_noise: float = spec(low=0.0, high=1.0, recipe=True)
     pixel_range: str = spec(choices=("symmetric", "unit"), recipe=True)
     shuffle: bool = spec(recipe=True)
+    mirror: bool = spec(recipe=True)
     ema: float = spec(low=0.0, high=1.0, high_open=True, recipe=True,
                       doc="0 turns the moving average off")
     ema_bn_batches: int = spec(low=0, recipe=True,

@@ -42,8 +42,8 @@ def test_chollet_recipe_is_the_books():
     assert (train.iterations, train.batch_size, train.optimizer) == (10000, 20, "keras2_rmsprop")
     assert (train.d_learning_rate, train.g_learning_rate, train.clipvalue) == (0.0008, 0.0004, 1.0)
     assert (train.learning_rate_decay, train.label_noise, train.loss) == (1e-8, 0.05, "book")
-    assert (train.shuffle, train.pixel_range, train.ema, train.augment) == (
-        False, "unit", 0.0, ())
+    assert (train.shuffle, train.mirror, train.pixel_range, train.ema, train.augment) == (
+        False, False, "unit", 0.0, ())
 
 
 def test_recipe_becomes_one_dvc_override_per_key():

@@ -104,6 +104,30 @@ def test_books_data_order_is_sequential_and_shuffled_order_is_a_permutation():
     assert sorted(epoch.tolist()) == list(range(24)) and epoch.tolist() != list(range(24))
 
 
+def test_mirror_flips_about_half_the_reals_and_leaves_every_other_draw_alone():
+    # Each image's columns hold its index and the column number, so a flip shows as reversed
+    # columns and nothing else about the image changes.
+    images = np.zeros((64, 32, 32, 3), np.uint8)
+    images[:, :, :, 0] = np.arange(64, dtype=np.uint8)[:, None, None]
+    images[:, :, :, 1] = np.arange(32, dtype=np.uint8)[None, None, :] * 8
+    _, plain = recipe(train__batch_size=64, train__iterations=2)
+    _, mirrored = recipe(train__batch_size=64, train__iterations=2, train__mirror=True)
+    for a, b in zip(make_dataset(images, plain, 8, 0), make_dataset(images, mirrored, 8, 0)):
+        assert sorted(a) == sorted(b)
+        for name in a:
+            if name != "real":
+                assert np.array_equal(a[name], b[name]), name
+        real, flipped = np.asarray(a["real"]), np.asarray(b["real"])
+        assert np.array_equal(real[..., 0], flipped[..., 0])
+        same_side = np.all(flipped == real, axis=(1, 2, 3))
+        reversed_side = np.all(flipped == real[:, :, ::-1], axis=(1, 2, 3))
+        assert np.all(same_side | reversed_side)
+        assert 16 <= reversed_side.sum() <= 48
+    again = [np.asarray(b["real"]) for b in make_dataset(images, mirrored, 8, 0)]
+    first = [np.asarray(b["real"]) for b in make_dataset(images, mirrored, 8, 0)]
+    assert all(np.array_equal(x, y) for x, y in zip(again, first))
+
+
 @pytest.mark.parametrize("name, overrides", [
     ("chollet", {}),
     ("compact", {}),
