@@ -56,6 +56,7 @@ def main() -> None:
             result = training.fit(train_images, model, train, folder,
                                   "bench",
                                   max_seconds=args.minutes * 60)
+        result.gan.refresh_sampler_statistics()  # as the train stage does before saving
         samples, _ = draw_samples(result.gan.sampler, sample.num_samples, sample.seed,
                                   sample.batch_size, train.pixel_range)
         scores = evaluate(samples, train_images, reference, evaluate_params, inception_model)

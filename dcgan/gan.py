@@ -233,7 +233,7 @@ class GAN:
                 f"train: the losses or weights became NaN or infinite at step {bad}; stopped, "
                 f"and {kept}. Lower the learning rates or turn on train.clipvalue")
 
-    def refresh_sampler_statistics(self) -> None:
+    def refresh_sampler_statistics(self, most: int | None = None) -> None:
         """Recomputes the moving average's batch-norm statistics for its own weights.
 
         The average copies the generator's running statistics, which belong to the
@@ -241,8 +241,14 @@ class GAN:
         recomputed from that many batches of fixed latent vectors run through the average
         (BigGAN's "standing statistics"): each batch-norm layer ends with the mean of the
         batches' means and variances.
+
+        Args:
+            most: run at most this many of those batches (the first ones), for a cheaper
+                estimate.
         """
         count = self.train_params.ema_bn_batches
+        if most is not None:
+            count = min(count, most)
         if self.ema_generator is None or count == 0:
             return
         norms = [layer for layer in self.ema_generator.layers
@@ -261,7 +267,11 @@ class GAN:
             for layer, momentum in zip(norms, momenta):
                 layer.momentum = momentum
 
-    def generate(self, latents: np.ndarray) -> np.ndarray:
-        """Images of the sampling generator for `latents`, as uint8."""
-        self.refresh_sampler_statistics()
+    def generate(self, latents: np.ndarray, refresh_most: int | None = None) -> np.ndarray:
+        """Images of the sampling generator for `latents`, as uint8.
+
+        Args:
+            refresh_most: refresh the average's statistics from at most this many batches.
+        """
+        self.refresh_sampler_statistics(refresh_most)
         return generate_images(self.sampler, latents, self.train_params.pixel_range)

@@ -402,6 +402,26 @@ def test_residual_networks_save_and_load_whole(tmp_path, spectral_norm):
         assert np.allclose(loaded(inputs), network_model(inputs), atol=1e-6)
 
 
+def test_snapshots_refresh_from_fewer_batches_than_the_saved_generator(tmp_path, monkeypatch):
+    from dcgan import train_outputs
+
+    monkeypatch.setattr(training, "SNAPSHOT_BN_BATCHES", 1)
+    caps = []
+    refresh = GAN.refresh_sampler_statistics
+
+    def recording(gan, most=None):
+        caps.append(most)
+        refresh(gan, most)
+
+    monkeypatch.setattr(GAN, "refresh_sampler_statistics", recording)
+    model, train = recipe("compact", train__iterations=4, train__snapshot_every=2,
+                          train__ema_bn_batches=3)
+    result = training.fit(random_images(), model, train, tmp_path / "checkpoints", "d")
+    assert caps == [1, 1]
+    train_outputs.save_outputs(result, tmp_path / "models")
+    assert caps == [1, 1, None]
+
+
 def test_residual_run_trains_saves_and_loads_for_sampling(tmp_path):
     from dcgan import train_outputs
     from dcgan.sampling import load_generator
