@@ -54,6 +54,26 @@ def make_optimizer(train_params: TrainParams, learning_rate: float, mixed: bool)
     return keras.optimizers.LossScaleOptimizer(optimizer) if mixed else optimizer
 
 
+def refresh_batch_norm_statistics(generator: keras.Model, count: int, batch_size: int,
+                                  rng: np.random.Generator) -> None:
+    """Sets every batch-norm layer's statistics of `generator` to the mean of its batch means
+    and variances over `count` batches of latent vectors drawn from `rng`."""
+    norms = [layer for layer in generator.layers
+             if isinstance(layer, keras.layers.BatchNormalization)]
+    momenta = [layer.momentum for layer in norms]
+    latent_dim = generator.input_shape[1]
+    try:
+        for index in range(count):
+            for layer in norms:
+                # moving = moving * momentum + batch * (1 - momentum): a running mean.
+                layer.momentum = index / (index + 1)
+            latents = rng.standard_normal((batch_size, latent_dim))
+            generator(latents.astype(np.float32), training=True)
+    finally:
+        for layer, momentum in zip(norms, momenta):
+            layer.momentum = momentum
+
+
 class GAN:
     """The networks, their optimizers and the compiled training step."""
 
@@ -251,21 +271,8 @@ class GAN:
             count = min(count, most)
         if self.ema_generator is None or count == 0:
             return
-        norms = [layer for layer in self.ema_generator.layers
-                 if isinstance(layer, keras.layers.BatchNormalization)]
-        momenta = [layer.momentum for layer in norms]
-        rng = np.random.default_rng([self.train_params.seed, 2])
-        latent_dim = self.model_params.latent_dim
-        try:
-            for index in range(count):
-                for layer in norms:
-                    # moving = moving * momentum + batch * (1 - momentum): a running mean.
-                    layer.momentum = index / (index + 1)
-                latents = rng.standard_normal((self.train_params.batch_size, latent_dim))
-                self.ema_generator(latents.astype(np.float32), training=True)
-        finally:
-            for layer, momentum in zip(norms, momenta):
-                layer.momentum = momentum
+        refresh_batch_norm_statistics(self.ema_generator, count, self.train_params.batch_size,
+                                      np.random.default_rng([self.train_params.seed, 2]))
 
     def generate(self, latents: np.ndarray, refresh_most: int | None = None) -> np.ndarray:
         """Images of the sampling generator for `latents`, as uint8.
