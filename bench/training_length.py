@@ -1,0 +1,115 @@
+"""Trains a run's recipe once and scores its moving average at several lengths.
+
+    python bench/training_length.py RUN_DIR --score-at 3400 4200 5400 [--seed 0]
+                                    [--power-ema 4 16]
+
+RUN_DIR is a project folder after `dvc repro` (params.yaml, data/prepared/). Its recipe is
+trained once, with train.seed set to --seed, up to the largest length of --score-at. Nothing
+in a step depends on train.iterations (each step's data and noise are a function of the step
+alone), so the networks at step N are those of a run with `train.iterations=N`, and each row
+scores what that run's pipeline would: the average's batch-norm statistics recomputed from
+train.ema_bn_batches batches, then the sample and evaluate stages' samples and scores.
+
+--power-ema also tracks power-function averages (Karras et al. 2024, "Analyzing and
+Improving the Training Dynamics of Diffusion Models"), whose decay at step t is
+(1 - 1/t)^(g + 1): each weighs the whole run by a fixed profile, a longer one for a smaller
+g. The default's warmed-up average, min(train.ema, (1 + t) / (10 + t)), is close to g = 8
+until its decay reaches train.ema. They are scored the same way beside the default's.
+"""
+
+from __future__ import annotations
+
+import argparse
+import dataclasses
+import os
+import sys
+from pathlib import Path
+
+os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+
+import numpy as np  # noqa: E402
+
+from dcgan.artifacts import load_images  # noqa: E402
+from dcgan.dataset import make_dataset  # noqa: E402
+from dcgan.engine import resolve_engine  # noqa: E402
+from dcgan.evaluation import evaluate  # noqa: E402
+from dcgan.gan import GAN, refresh_batch_norm_statistics  # noqa: E402
+from dcgan.models import build_generator  # noqa: E402
+from dcgan.params import load_sections  # noqa: E402
+from dcgan.sampling import draw_samples  # noqa: E402
+
+
+class PowerAverage:
+    """A power-function moving average of a model's trainable weights, kept in numpy."""
+
+    def __init__(self, exponent: float, trainable: list[bool]):
+        self.exponent, self.trainable, self.weights = exponent, trainable, None
+
+    def update(self, step: int, weights: list[np.ndarray]) -> None:
+        if self.weights is None:
+            self.weights = [w.copy() for w in weights]
+            return
+        decay = (1.0 - 1.0 / step) ** (self.exponent + 1.0)
+        for i, (average, weight) in enumerate(zip(self.weights, weights)):
+            if self.trainable[i]:
+                average *= decay
+                average += (1.0 - decay) * weight
+            else:
+                self.weights[i] = weight.copy()
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("run_dir", type=Path)
+    parser.add_argument("--score-at", type=int, nargs="+", required=True)
+    parser.add_argument("--seed", type=int, default=0, help="train.seed of the run to train")
+    parser.add_argument("--power-ema", type=float, nargs="*", default=[],
+                        help="exponents g of power-function averages to score beside")
+    args = parser.parse_args()
+
+    run = args.run_dir
+    model, train, sample, evaluate_params = load_sections(
+        run / "params.yaml", "model", "train", "sample", "evaluate")
+    if train.ema <= 0:
+        sys.exit("error: the run's train.ema is 0; there is no moving average to score")
+    train = dataclasses.replace(train, seed=args.seed, iterations=max(args.score_at))
+    training_images = load_images(run / "data" / "prepared" / "train.npz")
+    reference = load_images(run / "data" / "prepared" / "test.npz")
+    gan = GAN(model, train, resolve_engine(train))
+    iterator = iter(make_dataset(training_images, train, model.latent_dim, 0))
+    trainable = [variable.trainable for variable in gan.generator.variables]
+    averages = {f"power g={g:g}": PowerAverage(g, trainable) for g in args.power_ema}
+    scorer = build_generator(model)
+
+    def score(name: str, step: int, weights: list[np.ndarray]) -> None:
+        for variable, weight in zip(scorer.variables, weights):
+            variable.assign(weight)
+        refresh_batch_norm_statistics(scorer, train.ema_bn_batches, train.batch_size,
+                                      np.random.default_rng([train.seed, 2]))
+        samples, _ = draw_samples(scorer, sample.num_samples, sample.seed, sample.batch_size,
+                                  train.pixel_range)
+        scores = evaluate(samples, training_images, reference, evaluate_params)["generated"]
+        print(f"| {args.seed} | {step} | {name} "
+              f"| {scores['swd_16']:.2f} ± {scores['swd_16_error']:.2f} "
+              f"| {scores['swd_32']:.2f} ± {scores['swd_32_error']:.2f} "
+              f"| {scores['memorisation']:.3f} | {scores['diversity']:.3f} |", flush=True)
+
+    print(f"{run}: train.seed {args.seed}, train.ema {train.ema}, batches of "
+          f"{train.batch_size}, {sample.num_samples} samples\n")
+    print("| seed | steps | average | SWD 16 | SWD 32 | nearest | pairwise |")
+    print("| ---: | ---: | --- | ---: | ---: | ---: | ---: |")
+    for step in range(1, train.iterations + 1):
+        gan.step_fn(iterator)
+        if averages:
+            weights = [variable.numpy() for variable in gan.generator.variables]
+            for average in averages.values():
+                average.update(step, weights)
+        if step in args.score_at:
+            score("default", step, [variable.numpy() for variable in gan.ema_generator.variables])
+            for name, average in averages.items():
+                score(name, step, average.weights)
+
+
+if __name__ == "__main__":
+    main()
