@@ -24,11 +24,9 @@ from pathlib import Path
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-import numpy as np  # noqa: E402
-
 from dcgan.artifacts import load_images  # noqa: E402
 from dcgan.evaluation import evaluate  # noqa: E402
-from dcgan.gan import refresh_batch_norm_statistics  # noqa: E402
+from dcgan.gan import refresh_batch_norm_statistics, refresh_rng  # noqa: E402
 from dcgan.params import load_sections  # noqa: E402
 from dcgan.sampling import draw_samples, load_generator  # noqa: E402
 
@@ -52,11 +50,11 @@ def main() -> None:
     print("| ---: | --- | ---: | ---: | ---: | ---: | ---: |")
     for count in args.batches:
         for draw in args.draws:
-            seed = [recipe["seed"] if draw == "own" else int(draw), 2]
+            seed = recipe["seed"] if draw == "own" else int(draw)
             generator = load_generator(run / "models" / "generator.keras")
             started = time.perf_counter()
             refresh_batch_norm_statistics(generator, count, recipe["batch_size"],
-                                          np.random.default_rng(seed))
+                                          refresh_rng(seed))
             refreshed = time.perf_counter() - started
             samples, _ = draw_samples(generator, sample.num_samples, sample.seed,
                                       sample.batch_size, recipe["pixel_range"])

@@ -34,7 +34,7 @@ from dcgan.artifacts import load_images  # noqa: E402
 from dcgan.dataset import make_dataset  # noqa: E402
 from dcgan.engine import resolve_engine  # noqa: E402
 from dcgan.evaluation import evaluate  # noqa: E402
-from dcgan.gan import GAN, refresh_batch_norm_statistics  # noqa: E402
+from dcgan.gan import GAN, refresh_batch_norm_statistics, refresh_rng  # noqa: E402
 from dcgan.models import build_generator  # noqa: E402
 from dcgan.params import load_sections  # noqa: E402
 from dcgan.sampling import draw_samples  # noqa: E402
@@ -86,7 +86,7 @@ def main() -> None:
         for variable, weight in zip(scorer.variables, weights):
             variable.assign(weight)
         refresh_batch_norm_statistics(scorer, train.ema_bn_batches, train.batch_size,
-                                      np.random.default_rng([train.seed, 2]))
+                                      refresh_rng(train.seed))
         samples, _ = draw_samples(scorer, sample.num_samples, sample.seed, sample.batch_size,
                                   train.pixel_range)
         scores = evaluate(samples, training_images, reference, evaluate_params)["generated"]

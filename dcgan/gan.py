@@ -54,6 +54,12 @@ def make_optimizer(train_params: TrainParams, learning_rate: float, mixed: bool)
     return keras.optimizers.LossScaleOptimizer(optimizer) if mixed else optimizer
 
 
+def refresh_rng(seed: int) -> np.random.Generator:
+    """The latent vectors' source for refreshing batch-norm statistics of a run of train.seed
+    `seed`: the train stage's, so that a benchmark's refresh equals the pipeline's."""
+    return np.random.default_rng([seed, 2])
+
+
 def refresh_batch_norm_statistics(generator: keras.Model, count: int, batch_size: int,
                                   rng: np.random.Generator) -> None:
     """Sets every batch-norm layer's statistics of `generator` to the mean of its batch means
@@ -272,7 +278,7 @@ class GAN:
         if self.ema_generator is None or count == 0:
             return
         refresh_batch_norm_statistics(self.ema_generator, count, self.train_params.batch_size,
-                                      np.random.default_rng([self.train_params.seed, 2]))
+                                      refresh_rng(self.train_params.seed))
 
     def generate(self, latents: np.ndarray, refresh_most: int | None = None) -> np.ndarray:
         """Images of the sampling generator for `latents`, as uint8.
