@@ -148,11 +148,12 @@ _TYPE_NAMES = {int: "an integer", float: "a number", str: "a string", bool: "tru
 def _describe(meta: dict, type_name: str) -> str:
     if meta["choices"]:
         return "one of " + ", ".join(repr(c) for c in meta["choices"])
-    parts = [type_name]
+    bounds = []
     if meta["low"] is not None:
-        parts.append(f"{'>' if meta['low_open'] else '>='} {meta['low']}")
+        bounds.append(f"{'>' if meta['low_open'] else '>='} {meta['low']}")
     if meta["high"] is not None:
-        parts.append(f"{'<' if meta['high_open'] else '<='} {meta['high']}")
+        bounds.append(f"{'<' if meta['high_open'] else '<='} {meta['high']}")
+    parts = [type_name, " and ".join(bounds)] if bounds else [type_name]
     if meta["doc"]:
         parts.append(f"({meta['doc']})")
     return " ".join(parts)

@@ -92,6 +92,7 @@ def test_sections_are_frozen():
     ("train", "iterations", 2.5, "train.iterations: expected an integer"),
     ("train", "iterations", None, "train.iterations: expected an integer >= 1, found null"),
     ("train", "deterministic", "yes", "train.deterministic: expected true or false"),
+    ("train", "beta_1", 1.0, "train.beta_1: expected a number >= 0.0 and < 1.0 (adam only)"),
     ("model", "architecture", "stylegan", "model.architecture: expected one of 'compact'"),
     ("train", "loss", "wgan", "train.loss: expected one of"),
     ("train", "augment", ["color", "blur"], "train.augment: expected a list of 'color'"),
