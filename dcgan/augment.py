@@ -1,10 +1,11 @@
 """Differentiable augmentation (DiffAugment, Zhao et al. 2020) driven by explicit noise.
 
 The policies follow mit-han-lab/data-efficient-gans: color (brightness, saturation,
-contrast), translation (by up to 1/8 of the image, zero padded) and cutout (a square of half
-the image size). Every random draw comes from a `noise` tensor of shape (batch, NOISE_DIM)
-with uniform values in [0, 1), made by the input pipeline, so that an augmentation is a pure
-function of its inputs: identical across devices, batch splits and resumed runs.
+contrast), translation (by up to `translation` of the image side, zero padded; 1/8 there) and
+cutout (a square whose side is `cutout` of the image side; 1/2 there). Every random draw comes
+from a `noise` tensor of shape (batch, NOISE_DIM) with uniform values in [0, 1), made by the
+input pipeline, so that an augmentation is a pure function of its inputs: identical across
+devices, batch splits and resumed runs.
 """
 
 from __future__ import annotations
@@ -12,19 +13,21 @@ from __future__ import annotations
 import tensorflow as tf
 
 NOISE_DIM = 7
-TRANSLATION_RATIO = 0.125
+TRANSLATION_RATIO = 0.125  # DiffAugment's strengths for CIFAR-10
 CUTOUT_RATIO = 0.5
 
 
-def diff_augment(images: tf.Tensor, noise: tf.Tensor, policies: tuple[str, ...]) -> tf.Tensor:
+def diff_augment(images: tf.Tensor, noise: tf.Tensor, policies: tuple[str, ...],
+                 translation: float = TRANSLATION_RATIO,
+                 cutout: float = CUTOUT_RATIO) -> tf.Tensor:
     """Applies `policies` in order to images in [-1, 1] of shape (batch, height, width, 3)."""
     for policy in policies:
         if policy == "color":
             images = _color(images, noise[:, 0:3])
         elif policy == "translation":
-            images = _translation(images, noise[:, 3:5])
+            images = _translation(images, noise[:, 3:5], translation)
         elif policy == "cutout":
-            images = _cutout(images, noise[:, 5:7])
+            images = _cutout(images, noise[:, 5:7], cutout)
         else:
             raise ValueError(f"unknown augmentation policy {policy!r}")
     return images
@@ -51,10 +54,10 @@ def _shift(noise_column: tf.Tensor, max_shift: int) -> tf.Tensor:
     return tf.minimum(steps, 2 * max_shift) - max_shift
 
 
-def _translation(images, noise):
+def _translation(images, noise, ratio):
     height, width = images.shape[1], images.shape[2]
-    shift_y = _shift(noise[:, 0], int(height * TRANSLATION_RATIO + 0.5))
-    shift_x = _shift(noise[:, 1], int(width * TRANSLATION_RATIO + 0.5))
+    shift_y = _shift(noise[:, 0], int(height * ratio + 0.5))
+    shift_x = _shift(noise[:, 1], int(width * ratio + 0.5))
     # Index into a copy padded with one zero row (column) on each side; indices that fall off
     # the image are clipped onto the padding, so uncovered pixels become zero.
     rows = tf.clip_by_value(tf.range(height)[None, :] + shift_y[:, None] + 1, 0, height + 1)
@@ -64,9 +67,9 @@ def _translation(images, noise):
     return tf.gather(images, cols, axis=2, batch_dims=1)
 
 
-def _cutout(images, noise):
+def _cutout(images, noise, ratio):
     height, width = images.shape[1], images.shape[2]
-    cut_h, cut_w = int(height * CUTOUT_RATIO + 0.5), int(width * CUTOUT_RATIO + 0.5)
+    cut_h, cut_w = int(height * ratio + 0.5), int(width * ratio + 0.5)
     centre_y = tf.cast(tf.floor(noise[:, 0] * (height + 1 - cut_h % 2)), tf.int32)
     centre_x = tf.cast(tf.floor(noise[:, 1] * (width + 1 - cut_w % 2)), tf.int32)
     top, left = centre_y - cut_h // 2, centre_x - cut_w // 2

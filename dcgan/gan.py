@@ -132,7 +132,10 @@ class GAN:
         return parts
 
     def _augment(self, images, noise):
-        return diff_augment(images, noise, self.policies) if self.policies else images
+        if not self.policies:
+            return images
+        return diff_augment(images, noise, self.policies, self.train_params.augment_translation,
+                            self.train_params.augment_cutout)
 
     def discriminator_step(self, batch) -> dict:
         """One update of the discriminator on fakes and reals; the generator stays fixed.

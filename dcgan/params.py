@@ -82,6 +82,10 @@ class TrainParams:
     ema_bn_batches: int = spec(low=0, recipe=True,
                                doc="0 keeps the generator's batch-norm statistics")
     augment: tuple[str, ...] = spec(choices=AUGMENT_POLICIES, recipe=True)
+    augment_translation: float = spec(low=0.0, high=1.0, recipe=True,
+                                      doc="the largest shift, as a share of the image side")
+    augment_cutout: float = spec(low=0.0, high=1.0, recipe=True,
+                                 doc="the square's side, as a share of the image side")
     r1_gamma: float = spec(low=0.0, recipe=True, doc="0 turns the R1 penalty off")
     lecam_weight: float = spec(low=0.0, recipe=True, doc="0 turns LeCam regularisation off")
     consistency_weight: float = spec(low=0.0, recipe=True,

@@ -122,3 +122,39 @@ def test_every_augmentation_keeps_the_shape_and_stays_in_its_range(policies):
         shifted = diff_augment(grey, noise, ("color",)).numpy() - 0.25
         assert np.all(np.abs(shifted) <= 0.5 + 1e-6)
         np.testing.assert_allclose(shifted[:, 0, 0, 0], noise[:, 0].numpy() - 0.5, atol=1e-6)
+
+
+def blank_lines(images):
+    """Per image, how many rows and how many columns are zero across the whole image."""
+    blank = np.all(images == 0, axis=3)
+    return blank.all(axis=2).sum(axis=1), blank.all(axis=1).sum(axis=1)
+
+
+@pytest.mark.parametrize("ratio, shift", [(0.0, 0), (0.125, 2), (0.25, 4), (0.5, 8)])
+def test_translation_shifts_by_at_most_its_share_of_the_side(ratio, shift):
+    # Noise 0 draws the largest shift up and left, noise near 1 the largest down and right;
+    # each leaves that many zero rows and columns on an image with no zeros of its own.
+    noise = np.zeros((2, NOISE_DIM), np.float32)
+    noise[1, 3:5] = 0.9999
+    ones = tf.ones((2, 16, 16, 3))
+    rows, cols = blank_lines(diff_augment(ones, tf.constant(noise), ("translation",),
+                                          translation=ratio).numpy())
+    assert list(rows) == [shift, shift] and list(cols) == [shift, shift]
+
+
+@pytest.mark.parametrize("ratio, side", [(0.25, 4), (0.5, 8), (0.75, 12)])
+def test_cutout_blanks_a_square_of_its_share_of_the_side(ratio, side):
+    noise = np.full((1, NOISE_DIM), 0.5, np.float32)  # the square in the middle of the image
+    out = diff_augment(tf.ones((1, 16, 16, 3)), tf.constant(noise), ("cutout",),
+                       cutout=ratio).numpy()[0]
+    blank_rows, blank_cols = np.nonzero(np.all(out == 0, axis=2))
+    assert len(blank_rows) == side * side
+    assert np.ptp(blank_rows) == side - 1 and np.ptp(blank_cols) == side - 1
+
+
+def test_the_training_step_augments_with_the_params_strengths():
+    gan, _, _ = build("compact", train__augment=["translation", "cutout"],
+                      train__augment_translation=0.25, train__augment_cutout=0.0)
+    noise = tf.zeros((1, NOISE_DIM))  # the largest shift: a quarter of the 32-pixel side
+    rows, cols = blank_lines(gan._augment(tf.ones((1, 32, 32, 3)), noise).numpy())
+    assert (rows[0], cols[0]) == (8, 8)
