@@ -13,13 +13,10 @@ from __future__ import annotations
 import tensorflow as tf
 
 NOISE_DIM = 7
-TRANSLATION_RATIO = 0.125  # DiffAugment's strengths for CIFAR-10
-CUTOUT_RATIO = 0.5
 
 
 def diff_augment(images: tf.Tensor, noise: tf.Tensor, policies: tuple[str, ...],
-                 translation: float = TRANSLATION_RATIO,
-                 cutout: float = CUTOUT_RATIO) -> tf.Tensor:
+                 translation: float, cutout: float) -> tf.Tensor:
     """Applies `policies` in order to images in [-1, 1] of shape (batch, height, width, 3)."""
     for policy in policies:
         if policy == "color":

@@ -108,7 +108,7 @@ def test_every_augmentation_keeps_the_shape_and_stays_in_its_range(policies):
     rng = np.random.default_rng(0)
     images = tf.constant(rng.uniform(-1, 1, (16, 32, 32, 3)), tf.float32)
     noise = tf.constant(rng.random((16, NOISE_DIM)), tf.float32)
-    augmented = diff_augment(images, noise, policies).numpy()
+    augmented = diff_augment(images, noise, policies, 0.125, 0.5).numpy()
     assert augmented.shape == images.shape and augmented.dtype == np.float32
     assert np.all(np.isfinite(augmented))
     if "color" not in policies:
@@ -119,7 +119,7 @@ def test_every_augmentation_keeps_the_shape_and_stays_in_its_range(policies):
         # DiffAugment's colour: brightness +-0.5, saturation x[0, 2], contrast x[0.5, 1.5].
         # A grey image keeps its saturation and contrast, so only the brightness moves it.
         grey = tf.fill((16, 32, 32, 3), 0.25)
-        shifted = diff_augment(grey, noise, ("color",)).numpy() - 0.25
+        shifted = diff_augment(grey, noise, ("color",), 0.125, 0.5).numpy() - 0.25
         assert np.all(np.abs(shifted) <= 0.5 + 1e-6)
         np.testing.assert_allclose(shifted[:, 0, 0, 0], noise[:, 0].numpy() - 0.5, atol=1e-6)
 
@@ -138,7 +138,7 @@ def test_translation_shifts_by_at_most_its_share_of_the_side(ratio, shift):
     noise[1, 3:5] = 0.9999
     ones = tf.ones((2, 16, 16, 3))
     rows, cols = blank_lines(diff_augment(ones, tf.constant(noise), ("translation",),
-                                          translation=ratio).numpy())
+                                          translation=ratio, cutout=0.5).numpy())
     assert list(rows) == [shift, shift] and list(cols) == [shift, shift]
 
 
@@ -146,7 +146,7 @@ def test_translation_shifts_by_at_most_its_share_of_the_side(ratio, shift):
 def test_cutout_blanks_a_square_of_its_share_of_the_side(ratio, side):
     noise = np.full((1, NOISE_DIM), 0.5, np.float32)  # the square in the middle of the image
     out = diff_augment(tf.ones((1, 16, 16, 3)), tf.constant(noise), ("cutout",),
-                       cutout=ratio).numpy()[0]
+                       translation=0.125, cutout=ratio).numpy()[0]
     blank_rows, blank_cols = np.nonzero(np.all(out == 0, axis=2))
     assert len(blank_rows) == side * side
     assert np.ptp(blank_rows) == side - 1 and np.ptp(blank_cols) == side - 1

@@ -10,7 +10,7 @@ import numpy as np
 import pytest
 import tensorflow as tf
 
-from dcgan.augment import NOISE_DIM, diff_augment
+from dcgan.augment import NOISE_DIM
 from dcgan.dataset import STREAMS, make_dataset
 from dcgan.engine import resolve_engine
 from dcgan.gan import GAN
@@ -64,10 +64,8 @@ def applied_gradients(gan, batch):
 
 def views(gan, batch, real_noise="aug_real", fake_noise="aug_fake_d"):
     """The step's generated and real images, augmented by the named noise streams."""
-    policies = gan.train_params.augment
     fake = gan.generator(batch["z_d"], training=True)
-    return (diff_augment(fake, batch[fake_noise], policies),
-            diff_augment(batch["real"], batch[real_noise], policies))
+    return gan._augment(fake, batch[fake_noise]), gan._augment(batch["real"], batch[real_noise])
 
 
 def expected_gradients(gan, batch, regulariser):
