@@ -1,7 +1,7 @@
 """Trains a run's recipe once and scores its moving average at several lengths.
 
     python bench/training_length.py RUN_DIR --score-at 3400 4200 5400 [--seed 0]
-                                    [--power-ema 4 16]
+                                    [--power-ema 4 16] [--grid DIR]
 
 RUN_DIR is a project folder after `dvc repro` (params.yaml, data/prepared/). Its recipe is
 trained once, with train.seed set to --seed, up to the largest length of --score-at. Nothing
@@ -15,6 +15,9 @@ Improving the Training Dynamics of Diffusion Models"), whose decay at step t is
 (1 - 1/t)^(g + 1): each weighs the whole run by a fixed profile, a longer one for a smaller
 g. The default's warmed-up average, min(train.ema, (1 + t) / (10 + t)), is close to g = 8
 until its decay reaches train.ema. They are scored the same way beside the default's.
+
+--grid writes each row's samples to DIR as the top-left 4x4 corner of the grid that the
+run's report would show (reports/samples.png), as docs/recipe-search.md prints them.
 """
 
 from __future__ import annotations
@@ -35,9 +38,12 @@ from dcgan.dataset import make_dataset  # noqa: E402
 from dcgan.engine import resolve_engine  # noqa: E402
 from dcgan.evaluation import evaluate  # noqa: E402
 from dcgan.gan import GAN, refresh_batch_norm_statistics, refresh_rng  # noqa: E402
+from dcgan.grids import image_grid, save_png  # noqa: E402
 from dcgan.models import build_generator  # noqa: E402
 from dcgan.params import load_sections  # noqa: E402
 from dcgan.sampling import draw_samples  # noqa: E402
+
+CORNER = 4
 
 
 class PowerAverage:
@@ -59,6 +65,13 @@ class PowerAverage:
                 self.weights[i] = weight.copy()
 
 
+def corner(samples: np.ndarray, grid_size: int) -> np.ndarray:
+    """The top-left CORNER x CORNER cells of the report's grid_size x grid_size samples grid."""
+    side = min(CORNER, grid_size)
+    cells = [row * grid_size + col for row in range(side) for col in range(side)]
+    return image_grid(samples[[cell for cell in cells if cell < len(samples)]], side, side)
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("run_dir", type=Path)
@@ -66,6 +79,8 @@ def main() -> None:
     parser.add_argument("--seed", type=int, default=0, help="train.seed of the run to train")
     parser.add_argument("--power-ema", type=float, nargs="*", default=[],
                         help="exponents g of power-function averages to score beside")
+    parser.add_argument("--grid", type=Path, metavar="DIR",
+                        help="write each row's corner of the samples grid to DIR")
     args = parser.parse_args()
 
     run = args.run_dir
@@ -94,6 +109,10 @@ def main() -> None:
               f"| {scores['swd_16']:.2f} ± {scores['swd_16_error']:.2f} "
               f"| {scores['swd_32']:.2f} ± {scores['swd_32_error']:.2f} "
               f"| {scores['memorisation']:.3f} | {scores['diversity']:.3f} |", flush=True)
+        if args.grid:
+            label = name.replace(" ", "-").replace("=", "")
+            path = args.grid / f"seed{args.seed}-{step}-{label}.png"
+            save_png(path, corner(samples, evaluate_params.grid_size))
 
     print(f"{run}: train.seed {args.seed}, train.ema {train.ema}, batches of "
           f"{train.batch_size}, {sample.num_samples} samples\n")
