@@ -83,7 +83,7 @@ def build_generator(params: ModelParams) -> keras.Model:
         return _chollet_generator(params.latent_dim, params.width)
     if params.architecture == "resnet":
         return _resnet_generator(params.latent_dim, params.width)
-    return _compact_generator(params.latent_dim, params.width)
+    return _compact_generator(params.latent_dim, params.width, params.g_top_multiplier)
 
 
 def build_discriminator(params: ModelParams) -> keras.Model:
@@ -129,17 +129,18 @@ def _chollet_discriminator(width: int, dropout: float) -> keras.Model:
     return keras.Model(image, logit, name="discriminator")
 
 
-def _compact_generator(latent_dim: int, width: int) -> keras.Model:
+def _compact_generator(latent_dim: int, width: int, top_multiplier: int) -> keras.Model:
     # The DCGAN generator of Radford et al. 2016 at 32x32: 4x4 -> 8x8 -> 16x16 -> 32x32, each
     # upsampling halving the channels, batch normalisation and ReLU between. Nearest-neighbour
     # upsampling followed by a 3x3 convolution replaces the transposed convolution, whose
     # uneven overlap paints checkerboard patterns (Odena et al. 2016); on frogs it did.
+    # `top_multiplier` widens the 32x32 stage alone, where the fine detail is drawn.
     latent = keras.Input(shape=(latent_dim,), name="latent")
     x = layers.Dense(4 * 4 * 8 * width, use_bias=False)(latent)
     x = layers.Reshape((4, 4, 8 * width))(x)
     x = layers.BatchNormalization(synchronized=True)(x)
     x = layers.ReLU()(x)
-    for multiplier in (4, 2, 1):
+    for multiplier in (4, 2, top_multiplier):
         x = layers.UpSampling2D(2, interpolation="nearest")(x)
         x = layers.Conv2D(multiplier * width, 3, padding="same", use_bias=False)(x)
         x = layers.BatchNormalization(synchronized=True)(x)

@@ -53,11 +53,18 @@ class ModelParams:
     width: int = spec(low=1, recipe=True)
     dropout: float = spec(low=0.0, high=1.0, high_open=True, recipe=True)
     spectral_norm: bool = spec(recipe=True)
+    g_top_multiplier: int = spec(low=1, recipe=True,
+                                 doc="the generator's 32x32 stage has this many times width "
+                                     "channels")
 
     def validate(self) -> None:
         if self.architecture == "chollet" and self.spectral_norm:
             raise ParamsError("model.spectral_norm: the chollet architecture has no spectral "
                               "normalisation; set it to false or use model.architecture compact")
+        if self.architecture != "compact" and self.g_top_multiplier != 1:
+            raise ParamsError(f"model.g_top_multiplier: the {self.architecture} generator has "
+                              "no stage of its own at 32x32; set it to 1 or use "
+                              "model.architecture compact")
 
 
 @dataclass(frozen=True)

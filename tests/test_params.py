@@ -94,6 +94,7 @@ def test_sections_are_frozen():
     ("train", "deterministic", "yes", "train.deterministic: expected true or false"),
     ("train", "beta_1", 1.0, "train.beta_1: expected a number >= 0.0 and < 1.0 (adam only)"),
     ("model", "architecture", "stylegan", "model.architecture: expected one of 'compact'"),
+    ("model", "g_top_multiplier", 0, "model.g_top_multiplier: expected an integer >= 1"),
     ("train", "loss", "wgan", "train.loss: expected one of"),
     ("train", "augment", ["color", "blur"], "train.augment: expected a list of 'color'"),
     ("train", "augment", "color", "train.augment: expected a list of 'color'"),
@@ -112,6 +113,7 @@ def test_bad_value_is_rejected_with_the_key_named(section, key, value, words):
 
 @pytest.mark.parametrize("overrides, words", [
     ({"model__spectral_norm": True}, "model.spectral_norm: the chollet architecture has no"),
+    ({"model__g_top_multiplier": 2}, "model.g_top_multiplier: the chollet generator has no"),
     ({"train__loss": "hinge"}, "train.label_noise: must be 0 with train.loss 'hinge'"),
     ({"train__augment": ["cutout"], "train__pixel_range": "unit"}, "train.augment: DiffAugment"),
     ({"train__consistency_weight": 1.0},

@@ -367,6 +367,21 @@ def test_kill_9_loses_only_the_steps_since_the_last_checkpoint(tmp_path):
         (r["step"], r["d_loss"], r["g_loss"]) for r in whole_rows]
 
 
+def test_g_top_multiplier_widens_the_generators_32x32_stage_alone():
+    def convolutions(generator):
+        return [(layer.output.shape[1], layer.filters) for layer in generator.layers
+                if type(layer).__name__ == "Conv2D"]
+
+    model, _ = recipe("compact")
+    width = model.width
+    assert convolutions(build_generator(model)) == [
+        (8, 4 * width), (16, 2 * width), (32, width), (32, 3)]
+    model, _ = recipe("compact", model__g_top_multiplier=3)
+    generator = build_generator(model)
+    assert convolutions(generator) == [(8, 4 * width), (16, 2 * width), (32, 3 * width), (32, 3)]
+    assert generator.output.shape[1:] == (32, 32, 3)
+
+
 def test_spectrally_normalised_discriminator_saves_and_loads_whole(tmp_path):
     import keras
 
