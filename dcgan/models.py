@@ -77,6 +77,38 @@ def _l2_normalize(x):
     return x / ops.sqrt(ops.sum(ops.square(x)) + 1e-12)
 
 
+@keras.saving.register_keras_serializable(package="dcgan")
+class MinibatchStddev(layers.Layer):
+    """Appends one channel: how much the images of each group differ (Karras et al. 2018).
+
+    The batch is cut into groups of `group_size` consecutive images; each image gets its
+    group's standard deviation, taken over the group for every feature and then averaged, as
+    a constant feature map. A generator that collapses gives groups with a small spread,
+    which the discriminator can see. Groups are consecutive so that a batch of fakes followed
+    by as many reals, as the discriminator step builds, never mixes the two in one group.
+    """
+
+    def __init__(self, group_size: int, **kwargs):
+        super().__init__(**kwargs)
+        self.group_size = group_size
+
+    def call(self, inputs):
+        height, width, channels = inputs.shape[1:]
+        groups = ops.reshape(ops.cast(inputs, "float32"),
+                             (-1, self.group_size, height, width, channels))
+        spread = ops.mean(ops.sqrt(ops.var(groups, axis=1) + 1e-8), axis=(1, 2, 3))
+        per_image = ops.repeat(spread, self.group_size, axis=0)
+        feature = ops.ones_like(inputs[..., :1]) * ops.cast(
+            ops.reshape(per_image, (-1, 1, 1, 1)), inputs.dtype)
+        return ops.concatenate([inputs, feature], axis=-1)
+
+    def compute_output_shape(self, input_shape):
+        return (*input_shape[:-1], input_shape[-1] + 1)
+
+    def get_config(self):
+        return {**super().get_config(), "group_size": self.group_size}
+
+
 def build_generator(params: ModelParams) -> keras.Model:
     """Builds the generator for `params.architecture`: latent vectors in, tanh images out."""
     if params.architecture == "chollet":
@@ -92,7 +124,8 @@ def build_discriminator(params: ModelParams) -> keras.Model:
         return _chollet_discriminator(params.width, params.dropout)
     if params.architecture == "resnet":
         return _resnet_discriminator(params.width, params.dropout, params.spectral_norm)
-    return _compact_discriminator(params.width, params.dropout, params.spectral_norm)
+    return _compact_discriminator(params.width, params.dropout, params.spectral_norm,
+                                  params.minibatch_std_group)
 
 
 def _chollet_generator(latent_dim: int, width: int) -> keras.Model:
@@ -149,7 +182,8 @@ def _compact_generator(latent_dim: int, width: int, top_multiplier: int) -> kera
     return keras.Model(latent, image, name="generator")
 
 
-def _compact_discriminator(width: int, dropout: float, spectral_norm: bool) -> keras.Model:
+def _compact_discriminator(width: int, dropout: float, spectral_norm: bool,
+                           minibatch_std_group: int) -> keras.Model:
     conv = SpectralConv2D if spectral_norm else layers.Conv2D
     dense = SpectralDense if spectral_norm else layers.Dense
     image = keras.Input(shape=IMAGE_SHAPE, name="image")
@@ -158,6 +192,8 @@ def _compact_discriminator(width: int, dropout: float, spectral_norm: bool) -> k
     for multiplier in (2, 4, 8):
         x = conv(multiplier * width, 4, strides=2, padding="same")(x)
         x = layers.LeakyReLU(0.2)(x)
+    if minibatch_std_group > 0:
+        x = MinibatchStddev(minibatch_std_group)(x)
     x = layers.Flatten()(x)
     if dropout > 0:
         x = layers.Dropout(dropout)(x)

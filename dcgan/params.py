@@ -56,6 +56,8 @@ class ModelParams:
     g_top_multiplier: int = spec(low=1, recipe=True,
                                  doc="the generator's 32x32 stage has this many times width "
                                      "channels")
+    minibatch_std_group: int = spec(low=0, recipe=True,
+                                    doc="0 turns the discriminator's minibatch spread off")
 
     def validate(self) -> None:
         if self.architecture == "chollet" and self.spectral_norm:
@@ -64,6 +66,10 @@ class ModelParams:
         if self.architecture != "compact" and self.g_top_multiplier != 1:
             raise ParamsError(f"model.g_top_multiplier: the {self.architecture} generator has "
                               "no stage of its own at 32x32; set it to 1 or use "
+                              "model.architecture compact")
+        if self.architecture != "compact" and self.minibatch_std_group:
+            raise ParamsError(f"model.minibatch_std_group: the {self.architecture} "
+                              "discriminator has no minibatch spread; set it to 0 or use "
                               "model.architecture compact")
 
 

@@ -34,7 +34,8 @@ CADENCE_KEYS = ("log_every", "snapshot_every", "checkpoint_every")
 SNAPSHOT_BN_BATCHES = 16
 
 
-def check_batch_size(train_params: TrainParams, num_images: int, engine: Engine) -> None:
+def check_batch_size(train_params: TrainParams, model_params: ModelParams, num_images: int,
+                     engine: Engine) -> None:
     """Rejects a batch size that only turns out wrong once the data and devices are known."""
     if train_params.batch_size > num_images:
         raise ParamsError(f"train.batch_size: {train_params.batch_size} is larger than the "
@@ -42,6 +43,11 @@ def check_batch_size(train_params: TrainParams, num_images: int, engine: Engine)
     if train_params.batch_size % engine.replicas:
         raise ParamsError(f"train.batch_size: {train_params.batch_size} does not split evenly "
                           f"over {engine.replicas} devices")
+    group, share = model_params.minibatch_std_group, train_params.batch_size // engine.replicas
+    if group and share % group:
+        raise ParamsError(f"model.minibatch_std_group: {group} does not divide the "
+                          f"{share} images each device's discriminator sees per step "
+                          "(train.batch_size over the devices)")
 
 
 @dataclass
@@ -76,7 +82,7 @@ def fit(images: np.ndarray, model_params: ModelParams, train_params: TrainParams
             stays, and the message names its step.
     """
     engine = engine or resolve_engine(train_params)
-    check_batch_size(train_params, len(images), engine)
+    check_batch_size(train_params, model_params, len(images), engine)
     if train_params.deterministic:
         import tensorflow as tf
 

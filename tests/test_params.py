@@ -95,6 +95,7 @@ def test_sections_are_frozen():
     ("train", "beta_1", 1.0, "train.beta_1: expected a number >= 0.0 and < 1.0 (adam only)"),
     ("model", "architecture", "stylegan", "model.architecture: expected one of 'compact'"),
     ("model", "g_top_multiplier", 0, "model.g_top_multiplier: expected an integer >= 1"),
+    ("model", "minibatch_std_group", -1, "model.minibatch_std_group: expected an integer >= 0"),
     ("train", "loss", "wgan", "train.loss: expected one of"),
     ("train", "augment", ["color", "blur"], "train.augment: expected a list of 'color'"),
     ("train", "augment", "color", "train.augment: expected a list of 'color'"),
@@ -114,6 +115,8 @@ def test_bad_value_is_rejected_with_the_key_named(section, key, value, words):
 @pytest.mark.parametrize("overrides, words", [
     ({"model__spectral_norm": True}, "model.spectral_norm: the chollet architecture has no"),
     ({"model__g_top_multiplier": 2}, "model.g_top_multiplier: the chollet generator has no"),
+    ({"model__minibatch_std_group": 4},
+     "model.minibatch_std_group: the chollet discriminator has no minibatch spread"),
     ({"train__loss": "hinge"}, "train.label_noise: must be 0 with train.loss 'hinge'"),
     ({"train__augment": ["cutout"], "train__pixel_range": "unit"}, "train.augment: DiffAugment"),
     ({"train__consistency_weight": 1.0},

@@ -21,7 +21,7 @@ from dcgan.engine import resolve_engine
 from dcgan.errors import TrainingError
 from dcgan.gan import GAN
 from dcgan.losses import make_loss
-from dcgan.models import build_discriminator, build_generator
+from dcgan.models import MinibatchStddev, build_discriminator, build_generator
 from dcgan.params import parse_section
 from stages import train as train_stage
 from tiny import tiny_params, write_params
@@ -292,6 +292,8 @@ def run_stage(tmp_path, params, *extra):
      "error: model.architecture: expected one of 'compact', 'resnet', 'chollet'"),
     ({"train__g_learning_rate": -1}, "error: train.g_learning_rate: expected a number > 0.0"),
     ({"train__mixed_precision": "on"}, "error: train.mixed_precision: 'on' needs a GPU"),
+    ({"model__architecture": "compact", "model__minibatch_std_group": 3},
+     "error: model.minibatch_std_group: 3 does not divide the 8 images each device's"),
 ])
 def test_bad_params_exit_with_one_line(tmp_path, capsys, monkeypatch, overrides, message):
     # As on a machine without a GPU, whatever this one has.
@@ -382,10 +384,39 @@ def test_g_top_multiplier_widens_the_generators_32x32_stage_alone():
     assert generator.output.shape[1:] == (32, 32, 3)
 
 
-def test_spectrally_normalised_discriminator_saves_and_loads_whole(tmp_path):
+def test_minibatch_spread_is_taken_within_groups_of_consecutive_images():
+    rng = np.random.default_rng(0)
+    alike = np.repeat(rng.standard_normal((1, 4, 4, 3)), 4, axis=0)
+    varied = rng.standard_normal((4, 4, 4, 3))
+    inputs = np.concatenate([alike, varied]).astype(np.float32)
+    outputs = np.asarray(MinibatchStddev(4)(inputs))
+    assert outputs.shape == (8, 4, 4, 4)
+    assert same([outputs[..., :3]], [inputs])
+    # One value per group, the per-feature standard deviation over the group, averaged.
+    assert np.allclose(outputs[:4, ..., 3], np.sqrt(1e-8))
+    assert np.allclose(outputs[4:, ..., 3], np.sqrt(varied.var(axis=0) + 1e-8).mean())
+
+
+@pytest.mark.parametrize("group", [0, 2], ids=["off", "groups-of-2"])
+def test_minibatch_spread_ties_a_discriminator_output_to_its_group_alone(group):
+    model, _ = recipe("compact", model__minibatch_std_group=group)
+    discriminator = build_discriminator(model)
+    rng = np.random.default_rng(0)
+    images = rng.uniform(-1, 1, (4, 32, 32, 3)).astype(np.float32)
+    changed = images.copy()
+    changed[1] = rng.uniform(-1, 1, (32, 32, 3))
+    before, after = np.asarray(discriminator(images)), np.asarray(discriminator(changed))
+    assert np.allclose(before[2:], after[2:], atol=1e-6)
+    assert np.allclose(before[0], after[0], atol=1e-6) == (group == 0)
+
+
+@pytest.mark.parametrize("overrides", [{"model__spectral_norm": True},
+                                       {"model__minibatch_std_group": 2}],
+                         ids=["spectral-norm", "minibatch-spread"])
+def test_compact_discriminator_saves_and_loads_whole(tmp_path, overrides):
     import keras
 
-    model, train = recipe("compact", model__spectral_norm=True)
+    model, train = recipe("compact", **overrides)
     discriminator = build_discriminator(model)
     images = np.random.default_rng(0).uniform(-1, 1, (4, 32, 32, 3)).astype(np.float32)
     discriminator(images, training=True)  # one power iteration moves the singular vectors
