@@ -123,7 +123,8 @@ def build_discriminator(params: ModelParams) -> keras.Model:
     if params.architecture == "chollet":
         return _chollet_discriminator(params.width, params.dropout)
     if params.architecture == "resnet":
-        return _resnet_discriminator(params.width, params.dropout, params.spectral_norm)
+        return _resnet_discriminator(params.width, params.dropout, params.spectral_norm,
+                                     params.minibatch_std_group)
     return _compact_discriminator(params.width, params.dropout, params.spectral_norm,
                                   params.minibatch_std_group)
 
@@ -242,12 +243,16 @@ def _residual_down(x, width: int, conv, downsample: bool, first: bool):
     return layers.Add()([x, shortcut])
 
 
-def _resnet_discriminator(width: int, dropout: float, spectral_norm: bool) -> keras.Model:
+def _resnet_discriminator(width: int, dropout: float, spectral_norm: bool,
+                          minibatch_std_group: int) -> keras.Model:
     conv = SpectralConv2D if spectral_norm else layers.Conv2D
     dense = SpectralDense if spectral_norm else layers.Dense
     image = keras.Input(shape=IMAGE_SHAPE, name="image")
     x = _residual_down(image, width, conv, downsample=True, first=True)
     x = _residual_down(x, width, conv, downsample=True, first=False)
+    if minibatch_std_group > 0:
+        # At 8x8, so that the last two blocks can use the spread, not only the last layer.
+        x = MinibatchStddev(minibatch_std_group)(x)
     for _ in range(2):
         x = _residual_down(x, width, conv, downsample=False, first=False)
     # Summed, not averaged, over the 8x8 positions, as SNGAN does.

@@ -67,10 +67,9 @@ class ModelParams:
             raise ParamsError(f"model.g_top_multiplier: the {self.architecture} generator has "
                               "no stage of its own at 32x32; set it to 1 or use "
                               "model.architecture compact")
-        if self.architecture != "compact" and self.minibatch_std_group:
-            raise ParamsError(f"model.minibatch_std_group: the {self.architecture} "
-                              "discriminator has no minibatch spread; set it to 0 or use "
-                              "model.architecture compact")
+        if self.architecture == "chollet" and self.minibatch_std_group:
+            raise ParamsError("model.minibatch_std_group: the chollet discriminator has no "
+                              "minibatch spread; set it to 0 or use model.architecture compact")
 
 
 @dataclass(frozen=True)

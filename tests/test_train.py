@@ -397,9 +397,10 @@ def test_minibatch_spread_is_taken_within_groups_of_consecutive_images():
     assert np.allclose(outputs[4:, ..., 3], np.sqrt(varied.var(axis=0) + 1e-8).mean())
 
 
-@pytest.mark.parametrize("group", [0, 2], ids=["off", "groups-of-2"])
-def test_minibatch_spread_ties_a_discriminator_output_to_its_group_alone(group):
-    model, _ = recipe("compact", model__minibatch_std_group=group)
+@pytest.mark.parametrize("architecture, group", [("compact", 0), ("compact", 2), ("resnet", 2)],
+                         ids=["compact-off", "compact-groups-of-2", "resnet-groups-of-2"])
+def test_minibatch_spread_ties_a_discriminator_output_to_its_group_alone(architecture, group):
+    model, _ = network(architecture, model__minibatch_std_group=group)
     discriminator = build_discriminator(model)
     rng = np.random.default_rng(0)
     images = rng.uniform(-1, 1, (4, 32, 32, 3)).astype(np.float32)
