@@ -93,7 +93,10 @@ class MinibatchStddev(layers.Layer):
         self.group_size = group_size
 
     def call(self, inputs):
-        height, width, channels = inputs.shape[1:]
+        batch, height, width, channels = inputs.shape
+        if batch is not None and batch % self.group_size:
+            raise ValueError(f"a batch of {batch} images does not split into groups of "
+                             f"{self.group_size} (model.minibatch_std_group)")
         groups = ops.reshape(ops.cast(inputs, "float32"),
                              (-1, self.group_size, height, width, channels))
         spread = ops.mean(ops.sqrt(ops.var(groups, axis=1) + 1e-8), axis=(1, 2, 3))

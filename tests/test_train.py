@@ -65,10 +65,10 @@ def test_network_shapes(name):
     model, _ = network(name)
     generator, discriminator = build_generator(model), build_discriminator(model)
     # Latent vectors far out, so that only the final tanh can keep the images in [-1, 1].
-    images = generator(100 * np.random.default_rng(0).standard_normal((3, 8)).astype(np.float32))
-    assert images.shape == (3, 32, 32, 3)
+    images = generator(100 * np.random.default_rng(0).standard_normal((4, 8)).astype(np.float32))
+    assert images.shape == (4, 32, 32, 3)
     assert np.all(np.abs(np.asarray(images)) <= 1.0)
-    assert discriminator(images).shape == (3, 1)
+    assert discriminator(images).shape == (4, 1)
 
 
 @pytest.mark.parametrize("name", ["chollet", "compact", "resnet"])
@@ -395,6 +395,8 @@ def test_minibatch_spread_is_taken_within_groups_of_consecutive_images():
     # One value per group, the per-feature standard deviation over the group, averaged.
     assert np.allclose(outputs[:4, ..., 3], np.sqrt(1e-8))
     assert np.allclose(outputs[4:, ..., 3], np.sqrt(varied.var(axis=0) + 1e-8).mean())
+    with pytest.raises(ValueError, match="a batch of 6 images does not split into groups of 4"):
+        MinibatchStddev(4)(inputs[:6])
 
 
 @pytest.mark.parametrize("architecture, group", [("compact", 0), ("compact", 2), ("resnet", 2)],
