@@ -13,7 +13,7 @@ from dcgan.engine import Engine
 from dcgan.errors import TrainingError
 from dcgan.losses import make_loss
 from dcgan.models import build_discriminator, build_generator
-from dcgan.optimizers import Keras2RMSprop
+from dcgan.optimizers import Keras2RMSprop, RampDown
 from dcgan.params import ModelParams, TrainParams
 from dcgan.sampling import generate_images
 
@@ -37,21 +37,34 @@ def make_optimizer(train_params: TrainParams, learning_rate: float, mixed: bool)
     """The optimizer `train_params.optimizer` names, wrapped for loss scaling under float16.
 
     keras2_rmsprop is the update the book's Keras 2.0.8 made (see dcgan.optimizers); rmsprop
-    is Keras 3's, which moves tiny gradients up to a thousand times less.
+    is Keras 3's, which moves tiny gradients up to a thousand times less. Keras 2's decay and
+    the ramp-down at the end of the run act on all three.
     """
     clip = {"clipvalue": train_params.clipvalue} if train_params.clipvalue > 0 else {}
     decay = train_params.learning_rate_decay
     if train_params.optimizer == "keras2_rmsprop":
-        optimizer = Keras2RMSprop(learning_rate, decay=decay, **clip)
+        # Keras 2's decay is part of its update (see Keras2RMSprop).
+        rate, keras2_decay = learning_rate, decay
     else:
         # Keras 2's decay as a schedule: the rate at step t is rate / (1 + decay * t).
         rate = (learning_rate if decay == 0 else
                 keras.optimizers.schedules.InverseTimeDecay(learning_rate, 1, decay))
-        if train_params.optimizer == "rmsprop":
-            optimizer = keras.optimizers.RMSprop(rate, **clip)
-        else:
-            optimizer = keras.optimizers.Adam(rate, beta_1=train_params.beta_1, **clip)
+    ramp_steps = ramp_down_steps(train_params)
+    if ramp_steps:
+        rate = RampDown(rate, train_params.iterations, ramp_steps)
+    if train_params.optimizer == "keras2_rmsprop":
+        optimizer = Keras2RMSprop(rate, decay=keras2_decay, **clip)
+    elif train_params.optimizer == "rmsprop":
+        optimizer = keras.optimizers.RMSprop(rate, **clip)
+    else:
+        optimizer = keras.optimizers.Adam(rate, beta_1=train_params.beta_1, **clip)
     return keras.optimizers.LossScaleOptimizer(optimizer) if mixed else optimizer
+
+
+def ramp_down_steps(train_params: TrainParams) -> int:
+    """How many of the run's last steps train.learning_rate_ramp_down spans; 0: none."""
+    share = train_params.learning_rate_ramp_down
+    return 0 if share == 0 else max(1, round(share * train_params.iterations))
 
 
 def refresh_rng(seed: int) -> np.random.Generator:

@@ -1,4 +1,5 @@
-"""RMSprop as Keras 2.0.8 computed it, the optimizer the book's GAN was tuned with."""
+"""RMSprop as Keras 2.0.8 computed it, the optimizer the book's GAN was tuned with, and a
+learning-rate ramp-down at the end of a run, which Keras 3's schedules do not offer."""
 
 from __future__ import annotations
 
@@ -84,3 +85,43 @@ class Keras2RMSprop(keras.optimizers.Optimizer):
         config = super().get_config()
         config.update({"rho": self.rho, "epsilon": self.epsilon, "decay": self.decay})
         return config
+
+
+@keras.saving.register_keras_serializable(package="dcgan")
+class RampDown(keras.optimizers.schedules.LearningRateSchedule):
+    """A learning rate held for a run's first updates, then scaled down linearly to its end.
+
+    At update `t` (counting from 0) of a run of `total_steps` updates, the rate is `rate`
+    times min(1, (total_steps - t) / ramp_steps): whole up to update total_steps - ramp_steps,
+    then smaller by 1/ramp_steps of itself at each later update, so that the last takes
+    1/ramp_steps of it. Keras 3's PolynomialDecay falls from the first update on.
+
+    Args:
+        rate: a number, or a schedule (Keras 2's decay) that the ramp multiplies.
+        total_steps: the updates of the whole run (train.iterations).
+        ramp_steps: how many of them, at the end, the ramp spans; at least 1.
+    """
+
+    def __init__(self, rate, total_steps: int, ramp_steps: int):
+        if not 1 <= ramp_steps <= total_steps:
+            raise ValueError(f"RampDown: ramp_steps must be in [1, total_steps={total_steps}], "
+                             f"found {ramp_steps!r}")
+        self.rate, self.total_steps, self.ramp_steps = rate, total_steps, ramp_steps
+
+    def __call__(self, step):
+        rate = self.rate(step) if callable(self.rate) else self.rate
+        remaining = (self.total_steps - ops.cast(step, "float32")) / self.ramp_steps
+        return rate * ops.clip(remaining, 0.0, 1.0)
+
+    def get_config(self):
+        rate = (keras.saving.serialize_keras_object(self.rate)
+                if isinstance(self.rate, keras.optimizers.schedules.LearningRateSchedule)
+                else self.rate)
+        return {"rate": rate, "total_steps": self.total_steps, "ramp_steps": self.ramp_steps}
+
+    @classmethod
+    def from_config(cls, config):
+        config = dict(config)
+        if isinstance(config["rate"], dict):
+            config["rate"] = keras.saving.deserialize_keras_object(config["rate"])
+        return cls(**config)

@@ -83,6 +83,8 @@ class TrainParams:
     learning_rate_decay: float = spec(low=0.0, recipe=True,
                                       doc="Keras 2's decay: the rate at step t is "
                                           "rate / (1 + decay * t)")
+    learning_rate_ramp_down: float = spec(low=0.0, high=1.0, recipe=True,
+                                          doc="0 turns the ramp-down off")
     clipvalue: float = spec(low=0.0, recipe=True, doc="0 turns clipping off")
     loss: str = spec(choices=("book", "nonsaturating", "hinge"), recipe=True)
     label_noise: float = spec(low=0.0, high=1.0, recipe=True)

@@ -103,6 +103,25 @@ def test_optimizers_are_the_ones_named_with_keras_2_decay():
                       tf.keras.optimizers.LossScaleOptimizer)
 
 
+@pytest.mark.parametrize("name", ["chollet", "compact"])
+def test_the_ramp_down_slows_only_the_runs_last_steps(name):
+    # Six steps, the last half ramped: updates 0 to 3 at the full rates (update 3 at 3/3 of
+    # them), update 4 at 2/3 and update 5 at 1/3. Every weight of both networks matches a run
+    # without the ramp until step 4, and none of the later steps does.
+    runs = []
+    for share in (0.0, 0.5):
+        gan, model, train = build(name, train__learning_rate_ramp_down=share)
+        data = batches(gan, model, train, white_images())
+        weights = []
+        for _ in range(train.iterations):
+            gan.step_fn(data)
+            weights.append([w.numpy() for w in gan.generator.weights + gan.discriminator.weights])
+        runs.append(weights)
+    same = [all(np.array_equal(a, b) for a, b in zip(plain, ramped))
+            for plain, ramped in zip(*runs)]
+    assert same == [True] * 4 + [False] * 2
+
+
 @pytest.mark.parametrize("policies", [(p,) for p in AUGMENT_POLICIES] + [AUGMENT_POLICIES])
 def test_every_augmentation_keeps_the_shape_and_stays_in_its_range(policies):
     rng = np.random.default_rng(0)

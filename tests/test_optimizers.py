@@ -10,7 +10,7 @@ import numpy as np
 import pytest
 import tensorflow as tf
 
-from dcgan.optimizers import Keras2RMSprop
+from dcgan.optimizers import Keras2RMSprop, RampDown
 
 # One row per update, one column per variable component. Each column keeps its sign, so the
 # distance travelled only grows and can be compared to a relative tolerance. The columns are
@@ -101,6 +101,23 @@ def test_config_round_trips_through_keras_serialization():
 def test_norm_clipping_is_refused():
     with pytest.raises(ValueError, match="clipnorm"):
         Keras2RMSprop(0.001, clipnorm=1.0)
+
+
+def test_ramp_down_holds_the_rate_then_falls_linearly_to_the_runs_end():
+    ramp = RampDown(0.004, total_steps=10, ramp_steps=4)
+    rates = [float(ramp(step)) for step in range(10)]
+    np.testing.assert_allclose(rates, [0.004] * 7 + [0.003, 0.002, 0.001], rtol=1e-6)
+    # It multiplies a schedule as readily as a number: here Keras 2's decay.
+    decayed = RampDown(keras.optimizers.schedules.InverseTimeDecay(0.004, 1, 0.5), 10, 4)
+    assert float(decayed(8)) == pytest.approx(0.004 / (1 + 0.5 * 8) * 2 / 4)
+    restored = keras.saving.deserialize_keras_object(keras.saving.serialize_keras_object(decayed))
+    assert float(restored(8)) == float(decayed(8))
+
+
+@pytest.mark.parametrize("ramp_steps", [0, 11])
+def test_ramp_down_must_lie_within_the_run(ramp_steps):
+    with pytest.raises(ValueError, match="ramp_steps must be in"):
+        RampDown(0.001, total_steps=10, ramp_steps=ramp_steps)
 
 
 # Two logical CPUs must be configured before TensorFlow starts, so this runs in a fresh
