@@ -1,8 +1,9 @@
 """Differentiable augmentation (DiffAugment, Zhao et al. 2020) driven by explicit noise.
 
 The policies follow mit-han-lab/data-efficient-gans: color (brightness, saturation,
-contrast), translation (by up to `translation` of the image side, zero padded; 1/8 there) and
-cutout (a square whose side is `cutout` of the image side; 1/2 there). Every random draw comes
+contrast; `color` scales how far each moves from no change, 1 there), translation (by up to
+`translation` of the image side, zero padded; 1/8 there) and cutout (a square whose side is
+`cutout` of the image side; 1/2 there). Every random draw comes
 from a `noise` tensor of shape (batch, NOISE_DIM) with uniform values in [0, 1), made by the
 input pipeline, so that an augmentation is a pure function of its inputs: identical across
 devices, batch splits and resumed runs.
@@ -16,11 +17,11 @@ NOISE_DIM = 7
 
 
 def diff_augment(images: tf.Tensor, noise: tf.Tensor, policies: tuple[str, ...],
-                 translation: float, cutout: float) -> tf.Tensor:
+                 translation: float, cutout: float, color: float = 1.0) -> tf.Tensor:
     """Applies `policies` in order to images in [-1, 1] of shape (batch, height, width, 3)."""
     for policy in policies:
         if policy == "color":
-            images = _color(images, noise[:, 0:3])
+            images = _color(images, noise[:, 0:3], color)
         elif policy == "translation":
             images = _translation(images, noise[:, 3:5], translation)
         elif policy == "cutout":
@@ -34,13 +35,15 @@ def _per_image(values: tf.Tensor, dtype) -> tf.Tensor:
     return tf.cast(tf.reshape(values, (-1, 1, 1, 1)), dtype)
 
 
-def _color(images, noise):
-    brightness = _per_image(noise[:, 0] - 0.5, images.dtype)
+def _color(images, noise, strength):
+    # At strength s: brightness + s * [-0.5, 0.5), saturation x (1 + s * [-1, 1)), contrast
+    # x (1 + s * [-0.5, 0.5)). Written so that s = 1 computes DiffAugment's values exactly.
+    brightness = _per_image((noise[:, 0] - 0.5) * strength, images.dtype)
     images = images + brightness
-    saturation = _per_image(noise[:, 1] * 2.0, images.dtype)
+    saturation = _per_image(noise[:, 1] * (2.0 * strength) + (1.0 - strength), images.dtype)
     mean = tf.reduce_mean(images, axis=3, keepdims=True)
     images = (images - mean) * saturation + mean
-    contrast = _per_image(noise[:, 2] + 0.5, images.dtype)
+    contrast = _per_image(noise[:, 2] * strength + (1.0 - 0.5 * strength), images.dtype)
     mean = tf.reduce_mean(images, axis=[1, 2, 3], keepdims=True)
     return (images - mean) * contrast + mean
 

@@ -148,7 +148,7 @@ class GAN:
         if not self.policies:
             return images
         return diff_augment(images, noise, self.policies, self.train_params.augment_translation,
-                            self.train_params.augment_cutout)
+                            self.train_params.augment_cutout, self.train_params.augment_color)
 
     def discriminator_step(self, batch) -> dict:
         """One update of the discriminator on fakes and reals; the generator stays fixed.

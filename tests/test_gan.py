@@ -143,6 +143,27 @@ def test_every_augmentation_keeps_the_shape_and_stays_in_its_range(policies):
         np.testing.assert_allclose(shifted[:, 0, 0, 0], noise[:, 0].numpy() - 0.5, atol=1e-6)
 
 
+def colour_reference(images, noise, strength):
+    """DiffAugment's colour in numpy, each factor's distance from no change scaled by strength."""
+    def factor(column, centre, spread):
+        return (1 + strength * spread * (noise[:, column] - centre)).reshape(-1, 1, 1, 1)
+    images = images + strength * (noise[:, 0] - 0.5).reshape(-1, 1, 1, 1)
+    mean = images.mean(axis=3, keepdims=True)
+    images = (images - mean) * factor(1, 0.5, 2) + mean
+    mean = images.mean(axis=(1, 2, 3), keepdims=True)
+    return (images - mean) * factor(2, 0.5, 1) + mean
+
+
+@pytest.mark.parametrize("strength", [0.0, 0.5, 1.0])
+def test_colour_strength_scales_brightness_saturation_and_contrast(strength):
+    rng = np.random.default_rng(1)
+    images = rng.uniform(-1, 1, (16, 8, 8, 3)).astype(np.float32)
+    noise = rng.random((16, NOISE_DIM)).astype(np.float32)
+    out = diff_augment(tf.constant(images), tf.constant(noise), ("color",), 0.125, 0.5,
+                       strength).numpy()
+    np.testing.assert_allclose(out, colour_reference(images, noise, strength), atol=2e-6)
+
+
 def blank_lines(images):
     """Per image, how many rows and how many columns are zero across the whole image."""
     blank = np.all(images == 0, axis=3)
@@ -177,3 +198,7 @@ def test_the_training_step_augments_with_the_params_strengths():
     noise = tf.zeros((1, NOISE_DIM))  # the largest shift: a quarter of the 32-pixel side
     rows, cols = blank_lines(gan._augment(tf.ones((1, 32, 32, 3)), noise).numpy())
     assert (rows[0], cols[0]) == (8, 8)
+    gan, _, _ = build("compact", train__augment=["color"], train__augment_color=0.0)
+    images = tf.random.uniform((4, 32, 32, 3), -1, 1, seed=0)
+    noise = tf.random.uniform((4, NOISE_DIM), seed=1)
+    np.testing.assert_allclose(gan._augment(images, noise).numpy(), images.numpy(), atol=1e-6)
