@@ -57,7 +57,8 @@ def make_optimizer(train_params: TrainParams, learning_rate: float, mixed: bool)
     elif train_params.optimizer == "rmsprop":
         optimizer = keras.optimizers.RMSprop(rate, **clip)
     else:
-        optimizer = keras.optimizers.Adam(rate, beta_1=train_params.beta_1, **clip)
+        optimizer = keras.optimizers.Adam(rate, beta_1=train_params.beta_1,
+                                          beta_2=train_params.beta_2, **clip)
     return keras.optimizers.LossScaleOptimizer(optimizer) if mixed else optimizer
 
 

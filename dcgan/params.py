@@ -80,6 +80,7 @@ class TrainParams:
     d_learning_rate: float = spec(low=0.0, low_open=True, recipe=True)
     g_learning_rate: float = spec(low=0.0, low_open=True, recipe=True)
     beta_1: float = spec(low=0.0, high=1.0, high_open=True, recipe=True, doc="adam only")
+    beta_2: float = spec(low=0.0, high=1.0, high_open=True, recipe=True, doc="adam only")
     learning_rate_decay: float = spec(low=0.0, recipe=True,
                                       doc="Keras 2's decay: the rate at step t is "
                                           "rate / (1 + decay * t)")

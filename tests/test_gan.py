@@ -101,6 +101,10 @@ def test_optimizers_are_the_ones_named_with_keras_2_decay():
     assert float(schedule(2)) == pytest.approx(0.001 / (1 + 0.5 * 2))
     assert isinstance(make_optimizer(train, 0.001, mixed=True),
                       tf.keras.optimizers.LossScaleOptimizer)
+    _, _, train = build("compact", train__beta_1=0.25, train__beta_2=0.75)
+    optimizer = make_optimizer(train, 0.001, mixed=False)
+    assert isinstance(optimizer, tf.keras.optimizers.Adam)
+    assert (optimizer.beta_1, optimizer.beta_2) == (0.25, 0.75)
 
 
 @pytest.mark.parametrize("name", ["chollet", "compact"])

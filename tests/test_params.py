@@ -93,6 +93,7 @@ def test_sections_are_frozen():
     ("train", "iterations", None, "train.iterations: expected an integer >= 1, found null"),
     ("train", "deterministic", "yes", "train.deterministic: expected true or false"),
     ("train", "beta_1", 1.0, "train.beta_1: expected a number >= 0.0 and < 1.0 (adam only)"),
+    ("train", "beta_2", 1.0, "train.beta_2: expected a number >= 0.0 and < 1.0 (adam only)"),
     ("model", "architecture", "stylegan", "model.architecture: expected one of 'compact'"),
     ("model", "g_top_multiplier", 0, "model.g_top_multiplier: expected an integer >= 1"),
     ("model", "minibatch_std_group", -1, "model.minibatch_std_group: expected an integer >= 0"),
