@@ -1,7 +1,7 @@
 """Differentiable augmentation (DiffAugment, Zhao et al. 2020) driven by explicit noise.
 
 The policies follow mit-han-lab/data-efficient-gans: color (brightness, saturation,
-contrast; `color` scales how far each moves from no change, 1 there), translation (by up to
+contrast; `color` scales how far each moves from no change, 1 there, up to 2), translation (by up to
 `translation` of the image side, zero padded; 1/8 there) and cutout (a square whose side is
 `cutout` of the image side; 1/2 there). Every random draw comes
 from a `noise` tensor of shape (batch, NOISE_DIM) with uniform values in [0, 1), made by the
@@ -36,11 +36,13 @@ def _per_image(values: tf.Tensor, dtype) -> tf.Tensor:
 
 
 def _color(images, noise, strength):
-    # At strength s: brightness + s * [-0.5, 0.5), saturation x (1 + s * [-1, 1)), contrast
-    # x (1 + s * [-0.5, 0.5)). Written so that s = 1 computes DiffAugment's values exactly.
+    # At strength s: brightness + s * [-0.5, 0.5), saturation x max(0, 1 + s * [-1, 1)),
+    # contrast x (1 + s * [-0.5, 0.5)). Above 1, saturation stops at grey rather than turn
+    # each colour into its opposite. Written so that s = 1 computes DiffAugment's values exactly.
     brightness = _per_image((noise[:, 0] - 0.5) * strength, images.dtype)
     images = images + brightness
-    saturation = _per_image(noise[:, 1] * (2.0 * strength) + (1.0 - strength), images.dtype)
+    saturation = tf.maximum(noise[:, 1] * (2.0 * strength) + (1.0 - strength), 0.0)
+    saturation = _per_image(saturation, images.dtype)
     mean = tf.reduce_mean(images, axis=3, keepdims=True)
     images = (images - mean) * saturation + mean
     contrast = _per_image(noise[:, 2] * strength + (1.0 - 0.5 * strength), images.dtype)

@@ -97,7 +97,7 @@ class TrainParams:
     ema_bn_batches: int = spec(low=0, recipe=True,
                                doc="0 keeps the generator's batch-norm statistics")
     augment: tuple[str, ...] = spec(choices=AUGMENT_POLICIES, recipe=True)
-    augment_color: float = spec(low=0.0, high=1.0, recipe=True,
+    augment_color: float = spec(low=0.0, high=2.0, recipe=True,
                                 doc="the share of DiffAugment's colour changes")
     augment_translation: float = spec(low=0.0, high=1.0, recipe=True,
                                       doc="the largest shift, as a share of the image side")

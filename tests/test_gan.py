@@ -148,17 +148,18 @@ def test_every_augmentation_keeps_the_shape_and_stays_in_its_range(policies):
 
 
 def colour_reference(images, noise, strength):
-    """DiffAugment's colour in numpy, each factor's distance from no change scaled by strength."""
+    """DiffAugment's colour in numpy, each factor's distance from no change scaled by strength;
+    saturation stops at 0 (grey)."""
     def factor(column, centre, spread):
         return (1 + strength * spread * (noise[:, column] - centre)).reshape(-1, 1, 1, 1)
     images = images + strength * (noise[:, 0] - 0.5).reshape(-1, 1, 1, 1)
     mean = images.mean(axis=3, keepdims=True)
-    images = (images - mean) * factor(1, 0.5, 2) + mean
+    images = (images - mean) * np.maximum(factor(1, 0.5, 2), 0) + mean
     mean = images.mean(axis=(1, 2, 3), keepdims=True)
     return (images - mean) * factor(2, 0.5, 1) + mean
 
 
-@pytest.mark.parametrize("strength", [0.0, 0.5, 1.0])
+@pytest.mark.parametrize("strength", [0.0, 0.5, 1.0, 1.5])
 def test_colour_strength_scales_brightness_saturation_and_contrast(strength):
     rng = np.random.default_rng(1)
     images = rng.uniform(-1, 1, (16, 8, 8, 3)).astype(np.float32)
