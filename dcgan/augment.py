@@ -1,12 +1,12 @@
 """Differentiable augmentation (DiffAugment, Zhao et al. 2020) driven by explicit noise.
 
 The policies follow mit-han-lab/data-efficient-gans: color (brightness, saturation,
-contrast; `color` scales how far each moves from no change, 1 there, up to 2), translation (by up to
-`translation` of the image side, zero padded; 1/8 there) and cutout (a square whose side is
-`cutout` of the image side; 1/2 there). Every random draw comes
-from a `noise` tensor of shape (batch, NOISE_DIM) with uniform values in [0, 1), made by the
-input pipeline, so that an augmentation is a pure function of its inputs: identical across
-devices, batch splits and resumed runs.
+contrast; `color` scales how far each moves from no change, 1 there, up to 2), translation
+(by up to `translation` of the image side, zero padded; 1/8 there) and cutout (a square whose
+side is `cutout` of the image side; 1/2 there). Every random draw comes from a `noise` tensor
+of shape (batch, NOISE_DIM) with uniform values in [0, 1), made by the input pipeline, so
+that an augmentation is a pure function of its inputs: identical across devices, batch splits
+and resumed runs.
 """
 
 from __future__ import annotations

@@ -42,18 +42,16 @@ def make_optimizer(train_params: TrainParams, learning_rate: float, mixed: bool)
     """
     clip = {"clipvalue": train_params.clipvalue} if train_params.clipvalue > 0 else {}
     decay = train_params.learning_rate_decay
-    if train_params.optimizer == "keras2_rmsprop":
-        # Keras 2's decay is part of its update (see Keras2RMSprop).
-        rate, keras2_decay = learning_rate, decay
+    if train_params.optimizer == "keras2_rmsprop" or decay == 0:
+        rate = learning_rate  # Keras2RMSprop applies Keras 2's decay in its own update
     else:
         # Keras 2's decay as a schedule: the rate at step t is rate / (1 + decay * t).
-        rate = (learning_rate if decay == 0 else
-                keras.optimizers.schedules.InverseTimeDecay(learning_rate, 1, decay))
+        rate = keras.optimizers.schedules.InverseTimeDecay(learning_rate, 1, decay)
     ramp_steps = ramp_down_steps(train_params)
     if ramp_steps:
         rate = RampDown(rate, train_params.iterations, ramp_steps)
     if train_params.optimizer == "keras2_rmsprop":
-        optimizer = Keras2RMSprop(rate, decay=keras2_decay, **clip)
+        optimizer = Keras2RMSprop(rate, decay=decay, **clip)
     elif train_params.optimizer == "rmsprop":
         optimizer = keras.optimizers.RMSprop(rate, **clip)
     else:
