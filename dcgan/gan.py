@@ -123,8 +123,23 @@ class GAN:
         # that the loop need not wait for every step's losses to check them.
         self.step_counter = tf.Variable(0, dtype=tf.int64, trainable=False)
         self.first_bad_step = tf.Variable(-1, dtype=tf.int64, trainable=False)
+        # One compiled step with the R1 penalty and one without: lazy R1 picks one per step.
         self._replica_step = tf.function(self._train_replica, jit_compile=engine.jit_compile)
-        self.step_fn = tf.function(self._train_step)
+        self._step = tf.function(self._train_step)
+
+    def step_fn(self, iterator) -> dict:
+        """One training step on the iterator's next batch; returns its metrics as tensors."""
+        return self._step(iterator, with_r1=self.r1_due())
+
+    def r1_due(self) -> bool:
+        """Whether the next step adds the R1 penalty (see train.r1_every).
+
+        Lazy R1 reads the step counter, so each step waits for the one before it to finish.
+        """
+        params = self.train_params
+        if params.r1_gamma == 0 or params.r1_every == 1:
+            return params.r1_gamma > 0
+        return int(self.step_counter) % params.r1_every == 0
 
     @property
     def sampler(self) -> keras.Model:
@@ -149,12 +164,15 @@ class GAN:
         return diff_augment(images, noise, self.policies, self.train_params.augment_translation,
                             self.train_params.augment_cutout, self.train_params.augment_color)
 
-    def discriminator_step(self, batch) -> dict:
+    def discriminator_step(self, batch, with_r1: bool | None = None) -> dict:
         """One update of the discriminator on fakes and reals; the generator stays fixed.
 
         The logged d_loss is the adversarial loss alone; the regularisers that are switched
-        on (R1, LeCam, consistency) are added to what the optimizer minimises.
+        on (R1, LeCam, consistency) are added to what the optimizer minimises; R1 where
+        with_r1 says, by default where r1_due() does.
         """
+        if with_r1 is None:
+            with_r1 = self.r1_due()
         params = self.train_params
         real = batch["real"]
         size = tf.shape(real)[0]
@@ -171,12 +189,14 @@ class GAN:
             d_loss = self.loss.d_sum(real_logits, fake_logits, batch["noise_real"],
                                      batch["noise_fake"]) / params.batch_size
             total = d_loss
-            if params.r1_gamma > 0:
+            if with_r1:
                 # R1 (Mescheder et al. 2018): the squared gradient norm on the reals the
-                # discriminator saw, augmented as they were.
+                # discriminator saw, augmented as they were. With r1_every k > 1 it is
+                # StyleGAN2's lazy R1 (Karras et al. 2020): k times the penalty on every k-th
+                # step (the 1st, the k+1-th, ...), none on the others, which skip its cost.
                 gradients = input_tape.gradient(real_sum, images)[size:]
-                total += params.r1_gamma / 2 * tf.reduce_sum(tf.square(gradients)) / (
-                    params.batch_size)
+                total += params.r1_every * params.r1_gamma / 2 * tf.reduce_sum(
+                    tf.square(gradients)) / params.batch_size
             if params.lecam_weight > 0:
                 # LeCam (Tseng et al. 2021), as their code writes it: reals are pulled no
                 # further up than the fakes' average output, fakes no further down than the
@@ -227,12 +247,13 @@ class GAN:
         # A share of the global batch, so that replicas' shares add up.
         return tf.reduce_sum(tf.cast(condition, tf.float32)) / self.train_params.batch_size
 
-    def _train_replica(self, batch):
-        return {**self.discriminator_step(batch), **self.generator_step(batch)}
+    def _train_replica(self, batch, with_r1: bool):
+        return {**self.discriminator_step(batch, with_r1), **self.generator_step(batch)}
 
-    def _train_step(self, iterator):
+    def _train_step(self, iterator, with_r1: bool):
         strategy = self.engine.strategy
-        per_replica = strategy.run(self._replica_step, args=(next(iterator),))
+        per_replica = strategy.run(self._replica_step, args=(next(iterator),),
+                                   kwargs={"with_r1": with_r1})
         metrics = {name: strategy.reduce(tf.distribute.ReduceOp.SUM, value, axis=None)
                    for name, value in per_replica.items()}
         self.step_counter.assign_add(1)

@@ -104,6 +104,8 @@ class TrainParams:
     augment_cutout: float = spec(low=0.0, high=1.0, recipe=True,
                                  doc="the square's side, as a share of the image side")
     r1_gamma: float = spec(low=0.0, recipe=True, doc="0 turns the R1 penalty off")
+    r1_every: int = spec(low=1, recipe=True,
+                         doc="the R1 penalty on every this many steps, times this many")
     lecam_weight: float = spec(low=0.0, recipe=True, doc="0 turns LeCam regularisation off")
     consistency_weight: float = spec(low=0.0, recipe=True,
                                      doc="0 turns consistency regularisation (bCR) off")

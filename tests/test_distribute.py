@@ -9,7 +9,9 @@ from two_devices import run_on_two_devices
 # devices, and the spread's groups must stay within each device's share of the batch.
 LEVERS = {"train__r1_gamma": 10.0, "train__lecam_weight": 10.0, "train__consistency_weight": 10.0,
           "train__ema_bn_batches": 2, "model__minibatch_std_group": 2}
-CASES = {"chollet": ("chollet", {}), "compact": ("compact", {}), "levers": ("compact", LEVERS)}
+LAZY_R1 = {"train__r1_gamma": 10.0, "train__r1_every": 2}
+CASES = {"chollet": ("chollet", {}), "compact": ("compact", {}), "levers": ("compact", LEVERS),
+         "lazy-r1": ("compact", LAZY_R1)}
 
 # Each tiny recipe trains on one device and on two; the losses must agree.
 CODE = """

@@ -116,6 +116,52 @@ def test_r1_adds_the_squared_input_gradient_on_augmented_reals():
     assert_same_gradients(applied_gradients(gan, batch), expected)
 
 
+def test_lazy_r1_applies_every_kth_step_times_k():
+    # StyleGAN2's lazy R1: on the 1st, 4th, 7th... step three times the penalty, on the others
+    # none, so that over a run the discriminator gets the same penalty at a third of its cost.
+    gamma, every = 10.0, 3
+    gan, model, train = build(r1_gamma=gamma, r1_every=every)
+    batch = first_batch(model, train)
+
+    def r1(fake, real):
+        with tf.GradientTape() as tape:
+            tape.watch(real)
+            logits = gan.discriminator(real, training=True)
+        gradients = tape.gradient(logits, real)
+        return every * gamma / 2 * tf.reduce_mean(
+            tf.reduce_sum(tf.square(gradients), axis=[1, 2, 3]))
+
+    lazy = expected_gradients(gan, batch, r1)
+    plain = expected_gradients(gan, batch, lambda fake, real: 0.0)
+    assert_regulariser_matters(gan, batch, r1)
+    for counter, expected in [(0, lazy), (1, plain), (2, plain), (3, lazy), (7, plain)]:
+        gan.step_counter.assign(counter)
+        state = [w.numpy() for w in gan.discriminator.weights]
+        assert_same_gradients(applied_gradients(gan, batch), expected)
+        for weight, value in zip(gan.discriminator.weights, state):
+            weight.assign(value)
+
+
+@pytest.mark.parametrize("jit_compile", ["off", "on"])
+def test_lazy_r1_skips_the_penalty_in_the_compiled_step(jit_compile):
+    # The whole step as training runs it, with XLA too: from the same start, a lazy-R1 run's
+    # networks match a run without R1 after a step that skips the penalty, and leave it after
+    # one that applies it.
+    runs = []
+    for gamma in (0.0, 10.0):
+        gan, model, train = build(r1_gamma=gamma, r1_every=2, jit_compile=jit_compile)
+        gan.step_counter.assign(1)
+        data = iter(make_dataset(random_images(), train, model.latent_dim, 0))
+        weights = []
+        for _ in range(2):
+            gan.step_fn(data)
+            weights.append([w.numpy() for w in gan.discriminator.weights])
+        runs.append(weights)
+    same = [all(np.array_equal(a, b) for a, b in zip(plain, lazy))
+            for plain, lazy in zip(*runs)]
+    assert same == [True, False]
+
+
 def signed_logits(gan, batch, sign):
     fake, real = views(gan, batch)
     return (sign * np.asarray(gan.discriminator(real, training=True)).ravel(),
