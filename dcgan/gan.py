@@ -137,9 +137,9 @@ class GAN:
         Lazy R1 reads the step counter, so each step waits for the one before it to finish.
         """
         params = self.train_params
-        if params.r1_gamma == 0 or params.r1_every == 1:
-            return params.r1_gamma > 0
-        return int(self.step_counter) % params.r1_every == 0
+        if params.r1_gamma == 0:
+            return False
+        return params.r1_every == 1 or int(self.step_counter) % params.r1_every == 0
 
     @property
     def sampler(self) -> keras.Model:

@@ -98,19 +98,22 @@ def assert_regulariser_matters(gan, batch, regulariser):
     assert change > 0.05 * size
 
 
-def test_r1_adds_the_squared_input_gradient_on_augmented_reals():
-    gamma = 10.0
-    gan, model, train = build(r1_gamma=gamma)
-    batch = first_batch(model, train)
-
+def r1_penalty(gan, weight):
+    """Mescheder et al. 2018's R1, weight / 2 times the mean over reals of |grad_x D(x)|^2."""
     def r1(fake, real):
-        # Mescheder et al. 2018: gamma / 2 times the mean over reals of |grad_x D(x)|^2.
         with tf.GradientTape() as tape:
             tape.watch(real)
             logits = gan.discriminator(real, training=True)
         gradients = tape.gradient(logits, real)
-        return gamma / 2 * tf.reduce_mean(tf.reduce_sum(tf.square(gradients), axis=[1, 2, 3]))
+        return weight / 2 * tf.reduce_mean(tf.reduce_sum(tf.square(gradients), axis=[1, 2, 3]))
+    return r1
 
+
+def test_r1_adds_the_squared_input_gradient_on_augmented_reals():
+    gamma = 10.0
+    gan, model, train = build(r1_gamma=gamma)
+    batch = first_batch(model, train)
+    r1 = r1_penalty(gan, gamma)
     expected = expected_gradients(gan, batch, r1)
     assert_regulariser_matters(gan, batch, r1)
     assert_same_gradients(applied_gradients(gan, batch), expected)
@@ -122,15 +125,7 @@ def test_lazy_r1_applies_every_kth_step_times_k():
     gamma, every = 10.0, 3
     gan, model, train = build(r1_gamma=gamma, r1_every=every)
     batch = first_batch(model, train)
-
-    def r1(fake, real):
-        with tf.GradientTape() as tape:
-            tape.watch(real)
-            logits = gan.discriminator(real, training=True)
-        gradients = tape.gradient(logits, real)
-        return every * gamma / 2 * tf.reduce_mean(
-            tf.reduce_sum(tf.square(gradients), axis=[1, 2, 3]))
-
+    r1 = r1_penalty(gan, every * gamma)
     lazy = expected_gradients(gan, batch, r1)
     plain = expected_gradients(gan, batch, lambda fake, real: 0.0)
     assert_regulariser_matters(gan, batch, r1)
