@@ -7,8 +7,9 @@ from two_devices import run_on_two_devices
 # Every discriminator regulariser at once, the average's standing statistics and the minibatch
 # spread: the regularisers divide by the global batch, LeCam's anchors average over both
 # devices, and the spread's groups must stay within each device's share of the batch.
-LEVERS = {"train__r1_gamma": 10.0, "train__lecam_weight": 10.0, "train__consistency_weight": 10.0,
-          "train__ema_bn_batches": 2, "model__minibatch_std_group": 2}
+LEVERS = {"train__r1_gamma": 10.0, "train__r1_every": 1, "train__lecam_weight": 10.0,
+          "train__consistency_weight": 10.0, "train__ema_bn_batches": 2,
+          "model__minibatch_std_group": 2}
 LAZY_R1 = {"train__r1_gamma": 10.0, "train__r1_every": 2}
 CASES = {"chollet": ("chollet", {}), "compact": ("compact", {}), "levers": ("compact", LEVERS),
          "lazy-r1": ("compact", LAZY_R1)}

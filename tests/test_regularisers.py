@@ -21,9 +21,9 @@ from tiny import tiny_params
 
 def build(architecture="compact", model_overrides=None, **train_overrides):
     # The compact recipe: its discriminator has no dropout, so a forward pass here sees the
-    # same function the step sees. Its own regulariser (LeCam) is off unless a test turns it on,
-    # so that each test sees one regulariser alone.
-    train_overrides = {"lecam_weight": 0.0, **train_overrides}
+    # same function the step sees. Its own regularisers (LeCam, lazy R1) are off unless a test
+    # turns them on, so that each test sees one regulariser alone.
+    train_overrides = {"lecam_weight": 0.0, "r1_gamma": 0.0, "r1_every": 1, **train_overrides}
     params = tiny_params("compact", model__architecture=architecture,
                          **{f"model__{k}": v for k, v in (model_overrides or {}).items()},
                          **{f"train__{k}": v for k, v in train_overrides.items()})
