@@ -117,8 +117,9 @@ def build_generator(params: ModelParams) -> keras.Model:
     if params.architecture == "chollet":
         return _chollet_generator(params.latent_dim, params.width)
     if params.architecture == "resnet":
-        return _resnet_generator(params.latent_dim, params.width)
-    return _compact_generator(params.latent_dim, params.width, params.g_top_multiplier)
+        return _resnet_generator(params.latent_dim, params.width, params.upsample)
+    return _compact_generator(params.latent_dim, params.width, params.g_top_multiplier,
+                              params.upsample)
 
 
 def build_discriminator(params: ModelParams) -> keras.Model:
@@ -166,19 +167,21 @@ def _chollet_discriminator(width: int, dropout: float) -> keras.Model:
     return keras.Model(image, logit, name="discriminator")
 
 
-def _compact_generator(latent_dim: int, width: int, top_multiplier: int) -> keras.Model:
+def _compact_generator(latent_dim: int, width: int, top_multiplier: int,
+                       upsample: str) -> keras.Model:
     # The DCGAN generator of Radford et al. 2016 at 32x32: 4x4 -> 8x8 -> 16x16 -> 32x32, each
-    # upsampling halving the channels, batch normalisation and ReLU between. Nearest-neighbour
-    # upsampling followed by a 3x3 convolution replaces the transposed convolution, whose
-    # uneven overlap paints checkerboard patterns (Odena et al. 2016); on frogs it did.
-    # `top_multiplier` widens the 32x32 stage alone, where the fine detail is drawn.
+    # upsampling halving the channels, batch normalisation and ReLU between. Upsampling
+    # (nearest-neighbour or bilinear) followed by a 3x3 convolution replaces the transposed
+    # convolution, whose uneven overlap paints checkerboard patterns (Odena et al. 2016); on
+    # frogs it did. `top_multiplier` widens the 32x32 stage alone, where the fine detail is
+    # drawn.
     latent = keras.Input(shape=(latent_dim,), name="latent")
     x = layers.Dense(4 * 4 * 8 * width, use_bias=False)(latent)
     x = layers.Reshape((4, 4, 8 * width))(x)
     x = layers.BatchNormalization(synchronized=True)(x)
     x = layers.ReLU()(x)
     for multiplier in (4, 2, top_multiplier):
-        x = layers.UpSampling2D(2, interpolation="nearest")(x)
+        x = layers.UpSampling2D(2, interpolation=upsample)(x)
         x = layers.Conv2D(multiplier * width, 3, padding="same", use_bias=False)(x)
         x = layers.BatchNormalization(synchronized=True)(x)
         x = layers.ReLU()(x)
@@ -208,20 +211,21 @@ def _compact_discriminator(width: int, dropout: float, spectral_norm: bool,
 # The residual networks of Miyato et al. 2018 (SNGAN) for CIFAR-10, at `width` channels
 # throughout (SNGAN uses 256 in the generator and 128 in the discriminator).
 
-def _residual_up(x, width: int):
-    shortcut = layers.Conv2D(width, 1)(layers.UpSampling2D(2)(x))
+def _residual_up(x, width: int, upsample: str):
+    shortcut = layers.Conv2D(width, 1)(layers.UpSampling2D(2, interpolation=upsample)(x))
     x = layers.ReLU()(layers.BatchNormalization(synchronized=True)(x))
-    x = layers.Conv2D(width, 3, padding="same")(layers.UpSampling2D(2)(x))
+    x = layers.Conv2D(width, 3, padding="same")(
+        layers.UpSampling2D(2, interpolation=upsample)(x))
     x = layers.ReLU()(layers.BatchNormalization(synchronized=True)(x))
     x = layers.Conv2D(width, 3, padding="same")(x)
     return layers.Add()([x, shortcut])
 
 
-def _resnet_generator(latent_dim: int, width: int) -> keras.Model:
+def _resnet_generator(latent_dim: int, width: int, upsample: str) -> keras.Model:
     latent = keras.Input(shape=(latent_dim,), name="latent")
     x = layers.Reshape((4, 4, width))(layers.Dense(4 * 4 * width)(latent))
     for _ in range(3):
-        x = _residual_up(x, width)
+        x = _residual_up(x, width, upsample)
     x = layers.ReLU()(layers.BatchNormalization(synchronized=True)(x))
     image = layers.Conv2D(CHANNELS, 3, padding="same", activation="tanh", dtype="float32")(x)
     return keras.Model(latent, image, name="generator")

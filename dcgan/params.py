@@ -58,6 +58,7 @@ class ModelParams:
                                      "channels")
     minibatch_std_group: int = spec(low=0, recipe=True,
                                     doc="0 turns the discriminator's minibatch spread off")
+    upsample: str = spec(choices=("nearest", "bilinear"), recipe=True)
 
     def validate(self) -> None:
         if self.architecture == "chollet" and self.spectral_norm:
@@ -66,6 +67,10 @@ class ModelParams:
         if self.architecture != "compact" and self.g_top_multiplier != 1:
             raise ParamsError(f"model.g_top_multiplier: the {self.architecture} generator has "
                               "no stage of its own at 32x32; set it to 1 or use "
+                              "model.architecture compact")
+        if self.architecture == "chollet" and self.upsample != "nearest":
+            raise ParamsError("model.upsample: the chollet generator upsamples with a "
+                              "transposed convolution; set it to nearest or use "
                               "model.architecture compact")
         if self.architecture == "chollet" and self.minibatch_std_group:
             raise ParamsError("model.minibatch_std_group: the chollet discriminator has no "

@@ -9,6 +9,7 @@ import sys
 import time
 from pathlib import Path
 
+import keras
 import numpy as np
 import pytest
 import tensorflow as tf
@@ -384,6 +385,20 @@ def test_g_top_multiplier_widens_the_generators_32x32_stage_alone():
     model, _ = recipe("compact", model__g_top_multiplier=3)
     generator = build_generator(model)
     assert convolutions(generator) == [(8, 4 * width), (16, 2 * width), (32, 3 * width), (32, 3)]
+    assert generator.output.shape[1:] == (32, 32, 3)
+
+
+@pytest.mark.parametrize("architecture", ["compact", "resnet"])
+def test_upsample_sets_how_the_generator_upsamples(architecture):
+    def upsamplings(generator):
+        return {layer.interpolation for layer in generator.layers
+                if isinstance(layer, keras.layers.UpSampling2D)}
+
+    model, _ = network(architecture)
+    assert upsamplings(build_generator(model)) == {"nearest"}
+    model, _ = network(architecture, model__upsample="bilinear")
+    generator = build_generator(model)
+    assert upsamplings(generator) == {"bilinear"}
     assert generator.output.shape[1:] == (32, 32, 3)
 
 
