@@ -28,7 +28,8 @@ from dcgan import training  # noqa: E402
 from dcgan.dataset import make_dataset  # noqa: E402
 from dcgan.engine import resolve_engine  # noqa: E402
 from dcgan.gan import GAN  # noqa: E402
-from dcgan.models import build_discriminator, build_generator  # noqa: E402
+from dcgan.models import (build_discriminator, build_generator,  # noqa: E402
+                          generator_input_size)
 from dcgan.recipes import load_recipe  # noqa: E402
 
 BATCH = 20
@@ -70,7 +71,7 @@ def time_project_step(images, name, steps, warmup, **overrides) -> tuple[float, 
     """Seconds per step of this project's compiled step, and its FLOPs per step."""
     model, train = recipe(name, iterations=warmup + steps, **overrides)
     gan = GAN(model, train, resolve_engine(train))
-    iterator = iter(make_dataset(images, train, model.latent_dim, 0))
+    iterator = iter(make_dataset(images, train, generator_input_size(model), 0))
     for _ in range(warmup):
         float(gan.step_fn(iterator)["d_loss"])
     started = time.perf_counter()

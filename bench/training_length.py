@@ -40,7 +40,7 @@ from dcgan.engine import resolve_engine  # noqa: E402
 from dcgan.evaluation import evaluate  # noqa: E402
 from dcgan.gan import GAN, refresh_batch_norm_statistics, refresh_rng  # noqa: E402
 from dcgan.grids import image_grid, save_png  # noqa: E402
-from dcgan.models import build_generator  # noqa: E402
+from dcgan.models import build_generator, generator_input_size  # noqa: E402
 from dcgan.params import load_sections  # noqa: E402
 from dcgan.sampling import draw_samples  # noqa: E402
 
@@ -96,7 +96,7 @@ def main() -> None:
     training_images = load_images(run / "data" / "prepared" / "train.npz")
     reference = load_images(run / "data" / "prepared" / "test.npz")
     gan = GAN(model, train, resolve_engine(train))
-    iterator = iter(make_dataset(training_images, train, model.latent_dim, 0))
+    iterator = iter(make_dataset(training_images, train, generator_input_size(model), 0))
     trainable = [variable.trainable for variable in gan.generator.variables]
     averages = {f"power g={g:g}": PowerAverage(g, trainable) for g in args.power_ema}
     scorer = build_generator(model)

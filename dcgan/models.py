@@ -112,14 +112,50 @@ class MinibatchStddev(layers.Layer):
         return {**super().get_config(), "group_size": self.group_size}
 
 
+@keras.saving.register_keras_serializable(package="dcgan")
+class NoiseInput(layers.Layer):
+    """Adds a one-channel noise map to its feature maps, scaled per channel (Karras et al. 2019).
+
+    StyleGAN's noise inputs: the scales start at zero and are learned, so the generator takes
+    as much per-pixel randomness as helps it draw stochastic detail. The noise comes in as an
+    input rather than from a random op, so that a generator stays a pure function of its
+    input vector.
+    """
+
+    def build(self, input_shape):
+        self.scale = self.add_weight(shape=(input_shape[0][-1],), initializer="zeros",
+                                     name="scale")
+
+    def call(self, inputs):
+        features, noise = inputs
+        return features + ops.cast(noise, features.dtype) * ops.cast(self.scale, features.dtype)
+
+    def compute_output_shape(self, input_shape):
+        return input_shape[0]
+
+
+# The sides of the compact generator's upsampled stages, each of which gets a noise map.
+_NOISE_SIDES = (8, 16, 32)
+
+
+def generator_input_size(params: ModelParams) -> int:
+    """The length of the generator's input vector: the latent, then any noise maps, flattened."""
+    return params.latent_dim + _noise_size(params.noise_inputs)
+
+
+def _noise_size(noise_inputs: bool) -> int:
+    return sum(side * side for side in _NOISE_SIDES) if noise_inputs else 0
+
+
 def build_generator(params: ModelParams) -> keras.Model:
-    """Builds the generator for `params.architecture`: latent vectors in, tanh images out."""
+    """Builds the generator for `params.architecture`: input vectors (the latent, then any
+    noise maps; see generator_input_size) in, tanh images out."""
     if params.architecture == "chollet":
         return _chollet_generator(params.latent_dim, params.width)
     if params.architecture == "resnet":
         return _resnet_generator(params.latent_dim, params.width, params.upsample)
     return _compact_generator(params.latent_dim, params.width, params.g_top_multiplier,
-                              params.upsample)
+                              params.upsample, params.noise_inputs)
 
 
 def build_discriminator(params: ModelParams) -> keras.Model:
@@ -168,22 +204,29 @@ def _chollet_discriminator(width: int, dropout: float) -> keras.Model:
 
 
 def _compact_generator(latent_dim: int, width: int, top_multiplier: int,
-                       upsample: str) -> keras.Model:
+                       upsample: str, noise_inputs: bool) -> keras.Model:
     # The DCGAN generator of Radford et al. 2016 at 32x32: 4x4 -> 8x8 -> 16x16 -> 32x32, each
     # upsampling halving the channels, batch normalisation and ReLU between. Upsampling
     # (nearest-neighbour or bilinear) followed by a 3x3 convolution replaces the transposed
     # convolution, whose uneven overlap paints checkerboard patterns (Odena et al. 2016); on
     # frogs it did. `top_multiplier` widens the 32x32 stage alone, where the fine detail is
-    # drawn.
-    latent = keras.Input(shape=(latent_dim,), name="latent")
-    x = layers.Dense(4 * 4 * 8 * width, use_bias=False)(latent)
+    # drawn. With `noise_inputs`, the input vector carries a noise map for each upsampled
+    # stage after the latent, added after its batch normalisation.
+    latent = keras.Input(shape=(latent_dim + _noise_size(noise_inputs),), name="latent")
+    x = layers.Dense(4 * 4 * 8 * width, use_bias=False)(
+        latent[:, :latent_dim] if noise_inputs else latent)
     x = layers.Reshape((4, 4, 8 * width))(x)
     x = layers.BatchNormalization(synchronized=True)(x)
     x = layers.ReLU()(x)
-    for multiplier in (4, 2, top_multiplier):
+    offset = latent_dim
+    for multiplier, side in zip((4, 2, top_multiplier), _NOISE_SIDES):
         x = layers.UpSampling2D(2, interpolation=upsample)(x)
         x = layers.Conv2D(multiplier * width, 3, padding="same", use_bias=False)(x)
         x = layers.BatchNormalization(synchronized=True)(x)
+        if noise_inputs:
+            noise = layers.Reshape((side, side, 1))(latent[:, offset:offset + side * side])
+            x = NoiseInput()([x, noise])
+            offset += side * side
         x = layers.ReLU()(x)
     image = layers.Conv2D(CHANNELS, 3, padding="same", activation="tanh", dtype="float32")(x)
     return keras.Model(latent, image, name="generator")

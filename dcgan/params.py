@@ -59,6 +59,7 @@ class ModelParams:
     minibatch_std_group: int = spec(low=0, recipe=True,
                                     doc="0 turns the discriminator's minibatch spread off")
     upsample: str = spec(choices=("nearest", "bilinear"), recipe=True)
+    noise_inputs: bool = spec(recipe=True)
 
     def validate(self) -> None:
         if self.architecture == "chollet" and self.spectral_norm:
@@ -72,6 +73,9 @@ class ModelParams:
             raise ParamsError("model.upsample: the chollet generator upsamples with a "
                               "transposed convolution; set it to nearest or use "
                               "model.architecture compact")
+        if self.architecture != "compact" and self.noise_inputs:
+            raise ParamsError(f"model.noise_inputs: the {self.architecture} generator has no "
+                              "noise inputs; set it to false or use model.architecture compact")
         if self.architecture == "chollet" and self.minibatch_std_group:
             raise ParamsError("model.minibatch_std_group: the chollet discriminator has no "
                               "minibatch spread; set it to 0 or use model.architecture compact")

@@ -18,6 +18,7 @@ from dcgan.dataset import make_dataset
 from dcgan.engine import Engine, resolve_engine
 from dcgan.errors import ParamsError
 from dcgan.gan import GAN
+from dcgan.models import generator_input_size
 from dcgan.params import ModelParams, TrainParams
 from dcgan.progress import on_terminal, progress_bar
 from dcgan.snapshots import snapshot_latents
@@ -100,9 +101,10 @@ def fit(images: np.ndarray, model_params: ModelParams, train_params: TrainParams
         gan.step_counter.assign(start)
         logger.info("resuming from the checkpoint at step %d", start)
     snapshots = store.snapshots(up_to=start)
-    latents = snapshot_latents(train_params.seed, model_params.latent_dim)
+    input_size = generator_input_size(model_params)
+    latents = snapshot_latents(train_params.seed, input_size)
 
-    dataset = make_dataset(images, train_params, model_params.latent_dim, start, engine.replicas)
+    dataset = make_dataset(images, train_params, input_size, start, engine.replicas)
     if engine.replicas > 1:
         dataset = engine.strategy.experimental_distribute_dataset(dataset)
     iterator = iter(dataset)

@@ -22,7 +22,8 @@ from dcgan.engine import resolve_engine
 from dcgan.errors import TrainingError
 from dcgan.gan import GAN
 from dcgan.losses import make_loss
-from dcgan.models import MinibatchStddev, build_discriminator, build_generator
+from dcgan.models import (MinibatchStddev, NoiseInput, build_discriminator, build_generator,
+                          generator_input_size)
 from dcgan.params import parse_section
 from stages import train as train_stage
 from tiny import tiny_params, write_params
@@ -400,6 +401,51 @@ def test_upsample_sets_how_the_generator_upsamples(architecture):
     generator = build_generator(model)
     assert upsamplings(generator) == {"bilinear"}
     assert generator.output.shape[1:] == (32, 32, 3)
+
+
+def test_noise_inputs_feed_each_upsampled_stage_a_noise_map_from_the_input_vector():
+    model, _ = recipe("compact", model__noise_inputs=True)
+    generator = build_generator(model)
+    assert generator.input_shape == (None, model.latent_dim + 8 * 8 + 16 * 16 + 32 * 32)
+    assert generator_input_size(model) == generator.input_shape[1]
+    noise_layers = [layer for layer in generator.layers if isinstance(layer, NoiseInput)]
+    assert [layer.output.shape[1:3] for layer in noise_layers] == [(8, 8), (16, 16), (32, 32)]
+    rng = np.random.default_rng(0)
+    inputs = rng.standard_normal((4, generator.input_shape[1])).astype(np.float32)
+    renoised = inputs.copy()
+    renoised[:, model.latent_dim:] = rng.standard_normal(renoised[:, model.latent_dim:].shape)
+    # Scales start at zero: the noise has no effect until training gives it one.
+    assert np.array_equal(generator(inputs), generator(renoised))
+    for layer in noise_layers:
+        layer.scale.assign(np.ones(layer.scale.shape, np.float32))
+    assert not np.allclose(generator(inputs), generator(renoised))
+    # Pixel (y, x) of the 32x32 map moves the image near (y, x) only.
+    moved = inputs.copy()
+    moved[:, -32 * 32 + 5 * 32 + 7] += 10.0
+    change = np.abs(np.asarray(generator(moved)) - np.asarray(generator(inputs))).sum(axis=3)
+    changed = np.argwhere(change.max(axis=0) > 0)
+    assert changed.min(axis=0).tolist() == [4, 6] and changed.max(axis=0).tolist() == [6, 8]
+    off, _ = recipe("compact")
+    assert build_generator(off).input_shape == (None, off.latent_dim)
+    assert generator_input_size(off) == off.latent_dim
+
+
+def test_noise_input_scales_train_and_the_generator_samples_after_saving(tmp_path):
+    from dcgan import train_outputs
+    from dcgan.sampling import draw_samples, load_generator
+
+    model, train = recipe("compact", model__noise_inputs=True, train__iterations=3)
+    result = training.fit(random_images(), model, train, tmp_path / "checkpoints", "d")
+    scales = [layer.scale.numpy() for layer in result.gan.generator.layers
+              if isinstance(layer, NoiseInput)]
+    assert len(scales) == 3 and all(np.any(scale != 0) for scale in scales)
+    train_outputs.save_outputs(result, tmp_path / "models")
+    generator = load_generator(tmp_path / "models" / "generator.keras")
+    inputs = np.random.default_rng(0).standard_normal(
+        (4, generator_input_size(model))).astype(np.float32)
+    assert np.allclose(generator(inputs), result.gan.sampler(inputs), atol=1e-6)
+    images, latents = draw_samples(generator, 5, seed=0, batch_size=5, pixel_range="symmetric")
+    assert images.shape == (5, 32, 32, 3) and latents.shape == (5, generator_input_size(model))
 
 
 def test_minibatch_spread_is_taken_within_groups_of_consecutive_images():
