@@ -4,12 +4,13 @@ import pytest
 
 from two_devices import run_on_two_devices
 
-# Every discriminator regulariser at once, the average's standing statistics and the minibatch
-# spread: the regularisers divide by the global batch, LeCam's anchors average over both
-# devices, and the spread's groups must stay within each device's share of the batch.
+# Every discriminator regulariser at once, the average's standing statistics, the minibatch
+# spread and the generator's noise inputs: the regularisers divide by the global batch, LeCam's
+# anchors average over both devices, the spread's groups must stay within each device's share
+# of the batch, and the noise inputs' slices and scales must work inside each replica.
 LEVERS = {"train__r1_gamma": 10.0, "train__r1_every": 1, "train__lecam_weight": 10.0,
           "train__consistency_weight": 10.0, "train__ema_bn_batches": 2,
-          "model__minibatch_std_group": 2}
+          "model__minibatch_std_group": 2, "model__noise_inputs": True}
 LAZY_R1 = {"train__r1_gamma": 10.0, "train__r1_every": 2}
 CASES = {"chollet": ("chollet", {}), "compact": ("compact", {}), "levers": ("compact", LEVERS),
          "lazy-r1": ("compact", LAZY_R1)}
