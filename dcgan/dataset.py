@@ -13,15 +13,16 @@ from dcgan.params import TrainParams
 STREAMS = ("z_d", "z_g", "aug_real", "aug_fake_d", "aug_fake_g", "noise_real", "noise_fake")
 
 
-def make_dataset(images: np.ndarray, train_params: TrainParams, latent_dim: int,
+def make_dataset(images: np.ndarray, train_params: TrainParams, input_size: int,
                  start_step: int, replicas: int = 1) -> tf.data.Dataset:
     """Yields one batch per step from `start_step` on, with every random number it needs.
 
-    Each element is a dict: `real` (the step's real images as floats), the latent vectors
-    `z_d` and `z_g`, augmentation noise `aug_*` and label noise `noise_*`. Everything is a pure
-    function of (seed, step), so a resumed run sees exactly the batches an uninterrupted one
-    would. The book's order (`shuffle` false) walks the images in order, epoch after epoch.
-    With `mirror`, each real image is flipped left to right with probability one half.
+    Each element is a dict: `real` (the step's real images as floats), the generator's input
+    vectors `z_d` and `z_g` (of models.generator_input_size), augmentation noise `aug_*` and
+    label noise `noise_*`. Everything is a pure function of (seed, step), so a resumed run sees
+    exactly the batches an uninterrupted one would. The book's order (`shuffle` false) walks the
+    images in order, epoch after epoch. With `mirror`, each real image is flipped left to right
+    with probability one half.
     """
     num_images, batch = len(images), train_params.batch_size
     steps_per_epoch = num_images // batch
@@ -41,7 +42,7 @@ def make_dataset(images: np.ndarray, train_params: TrainParams, latent_dim: int,
         draws = {"real": real}
         for i, name in enumerate(STREAMS):
             if name.startswith("z_"):
-                draws[name] = tf.random.stateless_normal((batch, latent_dim), seed=keys[i])
+                draws[name] = tf.random.stateless_normal((batch, input_size), seed=keys[i])
             elif name.startswith("aug_"):
                 draws[name] = tf.random.stateless_uniform((batch, NOISE_DIM), seed=keys[i])
             else:

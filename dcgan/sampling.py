@@ -13,9 +13,9 @@ from dcgan.errors import DataError, one_line
 from dcgan.progress import progress_bar
 
 
-def sample_latents(seed: int, indices: np.ndarray, latent_dim: int) -> np.ndarray:
-    """Latent vector i depends only on (seed, i), never on the batch it is drawn in."""
-    return np.stack([np.random.default_rng([seed, int(i)]).standard_normal(latent_dim)
+def sample_latents(seed: int, indices: np.ndarray, input_size: int) -> np.ndarray:
+    """Input vector i depends only on (seed, i), never on the batch it is drawn in."""
+    return np.stack([np.random.default_rng([seed, int(i)]).standard_normal(input_size)
                      for i in indices]).astype(np.float32)
 
 
@@ -58,11 +58,11 @@ def generate_images(generator, latents: np.ndarray, pixel_range: str) -> np.ndar
 def draw_samples(generator, num_samples: int, seed: int, batch_size: int,
                  pixel_range: str) -> tuple[np.ndarray, np.ndarray]:
     """Returns (uint8 images, latents) for samples 0 .. num_samples-1."""
-    latent_dim = generator.input_shape[1]
+    input_size = generator.input_shape[1]
     images, latents = [], []
     for start in progress_bar(range(0, num_samples, batch_size), desc="sample", unit="batch"):
         batch = sample_latents(seed, np.arange(start, min(start + batch_size, num_samples)),
-                               latent_dim)
+                               input_size)
         images.append(generate_images(generator, batch, pixel_range))
         latents.append(batch)
     return np.concatenate(images), np.concatenate(latents)

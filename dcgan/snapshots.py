@@ -16,10 +16,10 @@ SNAPSHOT_LATENTS = 8
 PATTERN = re.compile(r"step_(\d+)\.png")
 
 
-def snapshot_latents(seed: int, latent_dim: int) -> np.ndarray:
-    """The fixed latent vectors whose images show how the generator grows over training."""
+def snapshot_latents(seed: int, input_size: int) -> np.ndarray:
+    """The fixed input vectors whose images show how the generator grows over training."""
     return np.random.default_rng([seed, 1]).standard_normal(
-        (SNAPSHOT_LATENTS, latent_dim)).astype(np.float32)
+        (SNAPSHOT_LATENTS, input_size)).astype(np.float32)
 
 
 def snapshot_path(directory: str | os.PathLike, step: int) -> Path:
