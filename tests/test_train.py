@@ -55,6 +55,21 @@ def same(first, second):
     return all(np.array_equal(a, b) for a, b in zip(first, second))
 
 
+def train_save_and_reload(model, train, tmp_path):
+    """Trains, saves the stage's outputs and reloads the generator as the sample stage does;
+    the reloaded generator must draw what the trained sampler draws."""
+    from dcgan import train_outputs
+    from dcgan.sampling import load_generator
+
+    result = training.fit(random_images(), model, train, tmp_path / "checkpoints", "d")
+    train_outputs.save_outputs(result, tmp_path / "models")
+    generator = load_generator(tmp_path / "models" / "generator.keras")
+    inputs = np.random.default_rng(0).standard_normal(
+        (4, generator_input_size(model))).astype(np.float32)
+    assert np.allclose(generator(inputs), result.gan.sampler(inputs), atol=1e-6)
+    return result, generator
+
+
 def test_books_networks_have_the_books_parameter_counts():
     model, _ = recipe(model__latent_dim=32, model__width=128)
     generator, discriminator = build_generator(model), build_discriminator(model)
@@ -431,19 +446,13 @@ def test_noise_inputs_feed_each_upsampled_stage_a_noise_map_from_the_input_vecto
 
 
 def test_noise_input_scales_train_and_the_generator_samples_after_saving(tmp_path):
-    from dcgan import train_outputs
-    from dcgan.sampling import draw_samples, load_generator
+    from dcgan.sampling import draw_samples
 
     model, train = recipe("compact", model__noise_inputs=True, train__iterations=3)
-    result = training.fit(random_images(), model, train, tmp_path / "checkpoints", "d")
+    result, generator = train_save_and_reload(model, train, tmp_path)
     scales = [layer.scale.numpy() for layer in result.gan.generator.layers
               if isinstance(layer, NoiseInput)]
     assert len(scales) == 3 and all(np.any(scale != 0) for scale in scales)
-    train_outputs.save_outputs(result, tmp_path / "models")
-    generator = load_generator(tmp_path / "models" / "generator.keras")
-    inputs = np.random.default_rng(0).standard_normal(
-        (4, generator_input_size(model))).astype(np.float32)
-    assert np.allclose(generator(inputs), result.gan.sampler(inputs), atol=1e-6)
     images, latents = draw_samples(generator, 5, seed=0, batch_size=5, pixel_range="symmetric")
     assert images.shape == (5, 32, 32, 3) and latents.shape == (5, generator_input_size(model))
 
@@ -536,14 +545,6 @@ def test_snapshots_refresh_from_fewer_batches_than_the_saved_generator(tmp_path,
 
 
 def test_residual_run_trains_saves_and_loads_for_sampling(tmp_path):
-    from dcgan import train_outputs
-    from dcgan.sampling import load_generator
-
     model, train = network("resnet", train__iterations=3, train__ema_bn_batches=2)
-    result = training.fit(random_images(), model, train, tmp_path / "checkpoints",
-                          "d")
+    result, _ = train_save_and_reload(model, train, tmp_path)
     assert [row["step"] for row in result.log_rows] == [1, 2, 3]
-    train_outputs.save_outputs(result, tmp_path / "models")
-    generator = load_generator(tmp_path / "models" / "generator.keras")
-    latents = np.random.default_rng(0).standard_normal((4, model.latent_dim)).astype(np.float32)
-    assert np.allclose(generator(latents), result.gan.sampler(latents), atol=1e-6)
