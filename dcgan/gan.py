@@ -141,6 +141,16 @@ class GAN:
             return False
         return params.r1_every == 1 or int(self.step_counter) % params.r1_every == 0
 
+    def r1_weight(self):
+        """R1's weight (gamma) on the step the step counter names: r1_gamma, or with
+        train.r1_gamma_growth != 1 a line from r1_gamma on the first step to r1_gamma times the
+        growth on the last."""
+        params = self.train_params
+        if params.r1_gamma_growth == 1:
+            return params.r1_gamma
+        progress = tf.cast(self.step_counter, tf.float32) / max(1, params.iterations - 1)
+        return params.r1_gamma * (1.0 + (params.r1_gamma_growth - 1.0) * progress)
+
     @property
     def sampler(self) -> keras.Model:
         """The generator that makes samples: the moving average where one is kept."""
@@ -195,7 +205,7 @@ class GAN:
                 # StyleGAN2's lazy R1 (Karras et al. 2020): k times the penalty on every k-th
                 # step (the 1st, the k+1-th, ...), none on the others, which skip its cost.
                 gradients = input_tape.gradient(real_sum, images)[size:]
-                total += params.r1_every * params.r1_gamma / 2 * tf.reduce_sum(
+                total += params.r1_every * self.r1_weight() / 2 * tf.reduce_sum(
                     tf.square(gradients)) / params.batch_size
             if params.lecam_weight > 0:
                 # LeCam (Tseng et al. 2021), as their code writes it: reals are pulled no

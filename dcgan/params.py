@@ -115,6 +115,9 @@ class TrainParams:
     r1_gamma: float = spec(low=0.0, recipe=True, doc="0 turns the R1 penalty off")
     r1_every: int = spec(low=1, recipe=True,
                          doc="the R1 penalty on every this many steps, times this many")
+    r1_gamma_growth: float = spec(low=0.0, recipe=True,
+                                  doc="R1's weight at the run's last step, in r1_gammas; 1: "
+                                      "constant")
     lecam_weight: float = spec(low=0.0, recipe=True, doc="0 turns LeCam regularisation off")
     consistency_weight: float = spec(low=0.0, recipe=True,
                                      doc="0 turns consistency regularisation (bCR) off")

@@ -11,8 +11,9 @@ from two_devices import run_on_two_devices
 LEVERS = {"train__r1_gamma": 10.0, "train__r1_every": 1, "train__lecam_weight": 10.0,
           "train__consistency_weight": 10.0, "train__ema_bn_batches": 2,
           "model__minibatch_std_group": 2, "model__noise_inputs": True}
-# The compact recipe as it is, but for a lazy R1 strong enough to show: both compiled steps.
-LAZY_R1 = {"train__r1_gamma": 10.0, "train__r1_every": 2}
+# The compact recipe as it is, but for a lazy R1 strong enough to show and growing over the run:
+# both compiled steps, and a weight that each replica reads from the step counter.
+LAZY_R1 = {"train__r1_gamma": 10.0, "train__r1_every": 2, "train__r1_gamma_growth": 3.0}
 CASES = {"chollet": ("chollet", {}), "levers": ("compact", LEVERS),
          "lazy-r1": ("compact", LAZY_R1)}
 

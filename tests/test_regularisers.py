@@ -137,6 +137,23 @@ def test_lazy_r1_applies_every_kth_step_times_k():
             weight.assign(value)
 
 
+def test_r1_weight_grows_along_a_line_from_the_first_step_to_the_last():
+    # train.r1_gamma_growth 3 over the tiny run's 6 steps: gamma on step 0, three times gamma on
+    # step 5, and on step 2 two fifths of the way between.
+    gamma, growth = 10.0, 3.0
+    gan, model, train = build(r1_gamma=gamma, r1_gamma_growth=growth)
+    assert train.iterations == 6
+    batch = first_batch(model, train)
+    assert_regulariser_matters(gan, batch, r1_penalty(gan, gamma))
+    for counter, weight in [(0, gamma), (5, growth * gamma), (2, gamma * (1 + 2 * 2 / 5))]:
+        gan.step_counter.assign(counter)
+        expected = expected_gradients(gan, batch, r1_penalty(gan, weight))
+        state = [w.numpy() for w in gan.discriminator.weights]
+        assert_same_gradients(applied_gradients(gan, batch), expected)
+        for variable, value in zip(gan.discriminator.weights, state):
+            variable.assign(value)
+
+
 @pytest.mark.parametrize("jit_compile", ["off", "on"])
 def test_lazy_r1_skips_the_penalty_in_the_compiled_step(jit_compile):
     # The whole step as training runs it, with XLA too: from the same start, a lazy-R1 run's
