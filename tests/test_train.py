@@ -152,9 +152,10 @@ def test_mirror_flips_about_half_the_reals_and_leaves_every_other_draw_alone():
     # LeCam's anchors are state as much as the weights are: a resumed run that started them
     # from zero again would part ways with the whole one at step 4.
     ("compact", {"train__lecam_weight": 1.0}),
-    # Lazy R1 picks its steps by the step counter: a resumed run that counted from zero again
-    # would add the penalty on steps 4 and 6 instead of 5.
-    ("compact", {"train__r1_gamma": 10.0, "train__r1_every": 2}),
+    # Lazy R1 picks its steps by the step counter, and its growing weight is read from it: a
+    # resumed run that counted from zero again would add the penalty on steps 4 and 6 instead
+    # of 5, and weigh it as on step 1.
+    ("compact", {"train__r1_gamma": 10.0, "train__r1_every": 2, "train__r1_gamma_growth": 3.0}),
 ], ids=["chollet", "compact", "compact-lecam", "compact-lazy-r1"])
 def test_six_steps_equal_three_then_resume_then_three(tmp_path, name, overrides):
     model, train = recipe(name, **overrides)
