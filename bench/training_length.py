@@ -9,7 +9,8 @@ train.learning_rate_ramp_down or train.r1_gamma_growth is on, nothing in a step 
 train.iterations (each step's data and noise are a function of the step alone), so the
 networks at step N are those of a run with `train.iterations=N`, and each row scores what
 that run's pipeline would: the average's batch-norm statistics recomputed from
-train.ema_bn_batches batches, then the sample and evaluate stages' samples and scores. With either on, --score-at takes one length.
+train.ema_bn_batches batches, then the sample and evaluate stages' samples and scores. With
+either on, --score-at takes one length.
 
 --power-ema also tracks power-function averages (Karras et al. 2024, "Analyzing and
 Improving the Training Dynamics of Diffusion Models"), whose decay at step t is
