@@ -63,6 +63,17 @@ def applied_gradients(gan, batch):
     return applied
 
 
+def applied_gradients_then_undo(gan, batch):
+    """applied_gradients, with the discriminator's weights put back after the step, so that
+    the next step starts where this one did."""
+    state = [w.numpy() for w in gan.discriminator.weights]
+    try:
+        return applied_gradients(gan, batch)
+    finally:
+        for weight, value in zip(gan.discriminator.weights, state):
+            weight.assign(value)
+
+
 def views(gan, batch, real_noise="aug_real", fake_noise="aug_fake_d"):
     """The step's generated and real images, augmented by the named noise streams."""
     fake = gan.generator(batch["z_d"], training=True)
@@ -131,10 +142,7 @@ def test_lazy_r1_applies_every_kth_step_times_k():
     assert_regulariser_matters(gan, batch, r1)
     for counter, expected in [(0, lazy), (1, plain), (2, plain), (3, lazy), (7, plain)]:
         gan.step_counter.assign(counter)
-        state = [w.numpy() for w in gan.discriminator.weights]
-        assert_same_gradients(applied_gradients(gan, batch), expected)
-        for weight, value in zip(gan.discriminator.weights, state):
-            weight.assign(value)
+        assert_same_gradients(applied_gradients_then_undo(gan, batch), expected)
 
 
 def test_r1_weight_grows_along_a_line_from_the_first_step_to_the_last():
@@ -148,10 +156,7 @@ def test_r1_weight_grows_along_a_line_from_the_first_step_to_the_last():
     for counter, weight in [(0, gamma), (5, growth * gamma), (2, gamma * (1 + 2 * 2 / 5))]:
         gan.step_counter.assign(counter)
         expected = expected_gradients(gan, batch, r1_penalty(gan, weight))
-        state = [w.numpy() for w in gan.discriminator.weights]
-        assert_same_gradients(applied_gradients(gan, batch), expected)
-        for variable, value in zip(gan.discriminator.weights, state):
-            variable.assign(value)
+        assert_same_gradients(applied_gradients_then_undo(gan, batch), expected)
 
 
 @pytest.mark.parametrize("jit_compile", ["off", "on"])
