@@ -2,12 +2,18 @@
 
 from __future__ import annotations
 
+import logging
+import os
+import re
 from dataclasses import dataclass
+from pathlib import Path
 
 import tensorflow as tf
 
 from dcgan.errors import ParamsError
 from dcgan.params import TrainParams
+
+logger = logging.getLogger(__name__)
 
 
 @dataclass(frozen=True)
@@ -28,12 +34,34 @@ class Engine:
                 "mixed_precision": self.mixed_precision}
 
 
-def choose(train_params: TrainParams, gpus: int, cpus: int) -> tuple[bool, bool, str]:
+def onednn_avx512(cpuinfo: str | os.PathLike = "/proc/cpuinfo",
+                  environ: dict | None = None) -> bool:
+    """Whether TensorFlow's oneDNN kernels run on a CPU with AVX-512 here.
+
+    There TensorFlow's step without XLA, whose kernels are oneDNN's, is faster than XLA's:
+    22 to 35 % shorter on the two AVX-512 CPUs timed, where on the two AVX2-only ones it is 22
+    to 35 % longer (docs/recipe-search.md, round 28). False where the flags cannot be read (no
+    /proc/cpuinfo) or oneDNN is turned off (TF_ENABLE_ONEDNN_OPTS=0), which makes that step
+    the slower one.
+    """
+    environ = os.environ if environ is None else environ
+    if environ.get("TF_ENABLE_ONEDNN_OPTS", "").strip().lower() in ("0", "false", "off"):
+        return False
+    try:
+        text = Path(cpuinfo).read_text()
+    except OSError:
+        return False
+    return re.search(r"^flags\s*:.*\bavx512f\b", text, re.MULTILINE) is not None
+
+
+def choose(train_params: TrainParams, gpus: int, cpus: int,
+           *, cpu_avx512: bool) -> tuple[bool, bool, str]:
     """Resolves the switches for a machine with `gpus` GPUs and `cpus` logical CPUs.
 
     Returns (jit_compile, mixed_precision, devices) with devices one of "one", "gpus", "cpus".
 
-    auto means: XLA on one device, float16 on GPUs, every GPU (or, when a caller split the
+    auto means: XLA on one device, unless that device is a CPU where oneDNN has AVX-512
+    (`cpu_avx512`, see onednn_avx512), float16 on GPUs, every GPU (or, when a caller split the
     host on purpose, every logical CPU) under MirroredStrategy. XLA stays off with several
     devices: a compiled step cannot reach variables that live on another device ("Trying to
     access resource ... located in device CPU:1 from device CPU:0").
@@ -58,7 +86,7 @@ def choose(train_params: TrainParams, gpus: int, cpus: int) -> tuple[bool, bool,
                           "cannot reach variables on another device; use 'auto' or 'off', or "
                           "set train.distribute to 'off'")
     jit = train_params.jit_compile == "on" or (train_params.jit_compile == "auto"
-                                               and not several)
+                                               and not several and (gpus > 0 or not cpu_avx512))
     return jit, mixed, devices
 
 
@@ -70,7 +98,11 @@ def resolve_engine(train_params: TrainParams) -> Engine:
     """
     gpus = tf.config.list_logical_devices("GPU")
     cpus = tf.config.list_logical_devices("CPU")
-    jit, mixed, devices = choose(train_params, len(gpus), len(cpus))
+    avx512 = not gpus and train_params.jit_compile == "auto" and onednn_avx512()
+    jit, mixed, devices = choose(train_params, len(gpus), len(cpus), cpu_avx512=avx512)
+    if avx512 and devices == "one":
+        logger.info("train.jit_compile auto: XLA off, since this CPU has AVX-512, where "
+                    "TensorFlow's oneDNN kernels make the step faster than XLA's")
     if devices == "gpus":
         strategy = tf.distribute.MirroredStrategy([d.name for d in gpus])
     elif devices == "cpus":

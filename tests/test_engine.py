@@ -3,7 +3,7 @@
 import numpy as np
 import pytest
 
-from dcgan.engine import choose
+from dcgan.engine import choose, onednn_avx512
 from dcgan.errors import ParamsError
 from dcgan.params import parse_section
 from tiny import tiny_params
@@ -18,23 +18,49 @@ def switches(**overrides):
 AUTO = dict(jit_compile="auto", mixed_precision="auto", distribute="auto")
 
 
-@pytest.mark.parametrize("gpus, cpus, expected", [
-    (0, 1, (True, False, "one")),   # a CPU: XLA on one device
-    (0, 2, (False, False, "cpus")),  # a CPU split on purpose: several devices, so no XLA
-    (1, 1, (True, True, "one")),    # one GPU: XLA and float16
-    (2, 1, (False, True, "gpus")),  # several GPUs: float16, no XLA
+@pytest.mark.parametrize("gpus, cpus, avx512, expected", [
+    (0, 1, False, (True, False, "one")),   # a CPU: XLA on one device
+    (0, 1, True, (False, False, "one")),   # a CPU with AVX-512: oneDNN's step, no XLA
+    (0, 2, False, (False, False, "cpus")),  # a CPU split on purpose: several devices, no XLA
+    (1, 1, False, (True, True, "one")),    # one GPU: XLA and float16
+    (1, 1, True, (True, True, "one")),     # one GPU on an AVX-512 host: XLA still
+    (2, 1, False, (False, True, "gpus")),  # several GPUs: float16, no XLA
 ])
-def test_what_auto_chooses(gpus, cpus, expected):
-    assert choose(switches(**AUTO), gpus, cpus) == expected
+def test_what_auto_chooses(gpus, cpus, avx512, expected):
+    assert choose(switches(**AUTO), gpus, cpus, cpu_avx512=avx512) == expected
 
 
 def test_explicit_switches_win_and_impossible_ones_are_refused():
-    assert choose(switches(**AUTO | {"distribute": "off"}), 2, 1) == (True, True, "one")
-    assert choose(switches(**AUTO | {"jit_compile": "off"}), 1, 1) == (False, True, "one")
+    assert choose(switches(**AUTO | {"distribute": "off"}), 2, 1,
+                  cpu_avx512=False) == (True, True, "one")
+    assert choose(switches(**AUTO | {"jit_compile": "off"}), 1, 1,
+                  cpu_avx512=False) == (False, True, "one")
+    assert choose(switches(**AUTO | {"jit_compile": "on"}), 0, 1,
+                  cpu_avx512=True) == (True, False, "one")
     with pytest.raises(ParamsError, match="^train.jit_compile: 'on' cannot run on several"):
-        choose(switches(**AUTO | {"jit_compile": "on"}), 2, 1)
+        choose(switches(**AUTO | {"jit_compile": "on"}), 2, 1, cpu_avx512=False)
     with pytest.raises(ParamsError, match="^train.mixed_precision: 'on' needs a GPU"):
-        choose(switches(**AUTO | {"mixed_precision": "on"}), 0, 1)
+        choose(switches(**AUTO | {"mixed_precision": "on"}), 0, 1, cpu_avx512=False)
+
+
+XEON = "processor\t: 0\nmodel name\t: Intel(R) Xeon(R)\nflags\t\t: fpu sse2 avx2 avx512f avx512bw\n"
+EPYC = "processor\t: 0\nmodel name\t: AMD EPYC\nflags\t\t: fpu sse2 avx2 fma\n"
+
+
+@pytest.mark.parametrize("cpuinfo, environ, expected", [
+    (XEON, {}, True),
+    (EPYC, {}, False),
+    (EPYC.replace("fma", "avx512_vnni"), {}, False),  # another AVX-512 flag, not the base one
+    (XEON.replace("flags", "bugs"), {}, False),        # the word outside the flags line
+    (XEON, {"TF_ENABLE_ONEDNN_OPTS": "0"}, False),      # oneDNN off: XLA is the faster step
+    (XEON, {"TF_ENABLE_ONEDNN_OPTS": "1"}, True),
+    (None, {}, False),                                 # no /proc/cpuinfo (macOS, Windows)
+])
+def test_onednn_avx512_reads_the_cpu_flags(tmp_path, cpuinfo, environ, expected):
+    path = tmp_path / "cpuinfo"
+    if cpuinfo is not None:
+        path.write_text(cpuinfo)
+    assert onednn_avx512(path, environ) is expected
 
 
 # Each engine that auto picks on some machine is built as that machine would build it (float16
