@@ -65,9 +65,10 @@ def test_onednn_avx512_reads_the_cpu_flags(tmp_path, cpuinfo, environ, expected)
 
 # Each engine that auto picks on some machine is built as that machine would build it (float16
 # and XLA both run on a CPU; two logical CPUs stand in for two GPUs), then trains a few steps,
-# saves its outputs, reloads the generator and samples. The engine of one CPU (XLA, float32) is
-# the one every other training test here runs, and that of a CPU split in two (float32 on two
-# devices) the one tests/test_distribute.py trains, so both are left out.
+# saves its outputs, reloads the generator and samples. The engine of one CPU with AVX-512 (no
+# XLA, float32) is the one every other training test here runs, and that of a CPU split in two
+# (float32 on two devices) the one tests/test_distribute.py trains, so both are left out; the
+# compiled float32 step of a CPU without AVX-512 runs in tests/test_regularisers.py.
 CODE = """
 from tiny import tiny_params
 from dcgan import train_outputs, training
