@@ -28,6 +28,7 @@ import argparse
 import dataclasses
 import os
 import sys
+import time
 from pathlib import Path
 
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
@@ -43,9 +44,11 @@ from dcgan.gan import GAN, refresh_batch_norm_statistics, refresh_rng  # noqa: E
 from dcgan.grids import image_grid, save_png  # noqa: E402
 from dcgan.models import build_generator, generator_input_size  # noqa: E402
 from dcgan.params import load_sections  # noqa: E402
+from dcgan.progress import on_terminal, progress_bar  # noqa: E402
 from dcgan.sampling import draw_samples  # noqa: E402
 
 CORNER = 4
+LOG_INTERVAL = 60  # seconds between progress lines when stderr is a log, not a terminal
 
 
 class PowerAverage:
@@ -111,9 +114,10 @@ def main() -> None:
         samples, _ = draw_samples(scorer, sample.num_samples, sample.seed, sample.batch_size,
                                   train.pixel_range)
         scores = evaluate(samples, training_images, reference, evaluate_params)["generated"]
-        print(f"| {args.seed} | {step} | {name} "
-              f"| {scores['swd_16']:.2f} ± {scores['swd_16_error']:.2f} "
-              f"| {scores['swd_32']:.2f} ± {scores['swd_32_error']:.2f} "
+        swd = [f"{scores[key]:.2f}" + ("" if scores[f"{key}_error"] is None
+                                       else f" ± {scores[f'{key}_error']:.2f}")
+               for key in ("swd_16", "swd_32")]
+        print(f"| {args.seed} | {step} | {name} | {swd[0]} | {swd[1]} "
               f"| {scores['memorisation']:.3f} | {scores['diversity']:.3f} |", flush=True)
         if args.grid:
             label = name.replace(" ", "-").replace("=", "")
@@ -124,8 +128,16 @@ def main() -> None:
           f"{train.batch_size}, {sample.num_samples} samples\n")
     print("| seed | steps | average | SWD 16 | SWD 32 | nearest | pairwise |")
     print("| ---: | ---: | --- | ---: | ---: | ---: | ---: |")
+    progress = progress_bar(total=train.iterations, unit="step", desc="train")
+    quiet, started = not on_terminal(), time.perf_counter()
+    last_line = started
     for step in range(1, train.iterations + 1):
         gan.step_fn(iterator)
+        progress.update(1)
+        if quiet and time.perf_counter() - last_line > LOG_INTERVAL:
+            last_line = time.perf_counter()
+            print(f"train: step {step} of {train.iterations}, {last_line - started:.0f} s",
+                  file=sys.stderr, flush=True)
         if averages:
             weights = [variable.numpy() for variable in gan.generator.variables]
             for average in averages.values():
@@ -134,6 +146,7 @@ def main() -> None:
             score("default", step, [variable.numpy() for variable in gan.ema_generator.variables])
             for name, average in averages.items():
                 score(name, step, average.weights)
+    progress.close()
 
 
 if __name__ == "__main__":
