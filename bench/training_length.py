@@ -44,7 +44,7 @@ from dcgan.gan import GAN, refresh_batch_norm_statistics, refresh_rng  # noqa: E
 from dcgan.grids import image_grid, save_png  # noqa: E402
 from dcgan.models import build_generator, generator_input_size  # noqa: E402
 from dcgan.params import load_sections  # noqa: E402
-from dcgan.progress import on_terminal, progress_bar  # noqa: E402
+from dcgan.progress import LogLines, progress_bar  # noqa: E402
 from dcgan.sampling import draw_samples  # noqa: E402
 
 CORNER = 4
@@ -129,14 +129,13 @@ def main() -> None:
     print("| seed | steps | average | SWD 16 | SWD 32 | nearest | pairwise |")
     print("| ---: | ---: | --- | ---: | ---: | ---: | ---: |")
     progress = progress_bar(total=train.iterations, unit="step", desc="train")
-    quiet, started = not on_terminal(), time.perf_counter()
-    last_line = started
+    started, lines = time.perf_counter(), LogLines(LOG_INTERVAL)
     for step in range(1, train.iterations + 1):
         gan.step_fn(iterator)
         progress.update(1)
-        if quiet and time.perf_counter() - last_line > LOG_INTERVAL:
-            last_line = time.perf_counter()
-            print(f"train: step {step} of {train.iterations}, {last_line - started:.0f} s",
+        now = time.perf_counter()
+        if lines.due(now):
+            print(f"train: step {step} of {train.iterations}, {now - started:.0f} s",
                   file=sys.stderr, flush=True)
         if averages:
             weights = [variable.numpy() for variable in gan.generator.variables]

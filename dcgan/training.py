@@ -20,7 +20,7 @@ from dcgan.errors import ParamsError
 from dcgan.gan import GAN
 from dcgan.models import generator_input_size
 from dcgan.params import ModelParams, TrainParams
-from dcgan.progress import on_terminal, progress_bar
+from dcgan.progress import LogLines, progress_bar
 from dcgan.snapshots import snapshot_latents
 
 logger = logging.getLogger(__name__)
@@ -111,9 +111,9 @@ def fit(images: np.ndarray, model_params: ModelParams, train_params: TrainParams
     iterations = train_params.iterations
     last = iterations if stop_after is None else min(iterations, stop_after)
     started = time.perf_counter()
-    quiet = not on_terminal()
+    lines = LogLines(LOG_INTERVAL)
     progress = progress_bar(total=iterations, initial=start, unit="step", desc="train")
-    last_line, step = started, start
+    step = start
 
     def check():
         gan.raise_if_diverged(store.latest_step())
@@ -133,11 +133,10 @@ def fit(images: np.ndarray, model_params: ModelParams, train_params: TrainParams
                 log_rows.append(row)
                 progress.set_postfix(d=f"{row['d_loss']:.3f}", g=f"{row['g_loss']:.3f}")
                 now = time.perf_counter()
-                if quiet and (now - last_line > LOG_INTERVAL or stopping):
+                if lines.due(now, force=stopping):
                     logger.info("step %d/%d d_loss %.4f g_loss %.4f (%.2f steps/s)", step,
                                 iterations, row["d_loss"], row["g_loss"],
                                 (step - start) / (now - started))
-                    last_line = now
             if step % train_params.snapshot_every == 0 or step == iterations or out_of_time:
                 check()
                 snapshots[step] = gan.generate(latents, refresh_most=SNAPSHOT_BN_BATCHES)
