@@ -166,7 +166,7 @@ def build_discriminator(params: ModelParams) -> keras.Model:
         return _resnet_discriminator(params.width, params.dropout, params.spectral_norm,
                                      params.minibatch_std_group)
     return _compact_discriminator(params.width, params.dropout, params.spectral_norm,
-                                  params.minibatch_std_group)
+                                  params.minibatch_std_group, params.d_top_convs)
 
 
 def _chollet_generator(latent_dim: int, width: int) -> keras.Model:
@@ -233,12 +233,18 @@ def _compact_generator(latent_dim: int, width: int, top_multiplier: int,
 
 
 def _compact_discriminator(width: int, dropout: float, spectral_norm: bool,
-                           minibatch_std_group: int) -> keras.Model:
+                           minibatch_std_group: int, top_convs: int) -> keras.Model:
+    # DCGAN's discriminator: a 3x3 convolution at 32x32, then strided 4x4 convolutions down to
+    # 4x4, each doubling the channels. `top_convs` adds 3x3 convolutions at 32x32 (SNGAN's
+    # standard CNN has two convolutions at every side), so that the discriminator looks longer
+    # at the fine detail before its first stride.
     conv = SpectralConv2D if spectral_norm else layers.Conv2D
     dense = SpectralDense if spectral_norm else layers.Dense
     image = keras.Input(shape=IMAGE_SHAPE, name="image")
-    x = conv(width, 3, padding="same")(image)
-    x = layers.LeakyReLU(0.2)(x)
+    x = image
+    for _ in range(1 + top_convs):
+        x = conv(width, 3, padding="same")(x)
+        x = layers.LeakyReLU(0.2)(x)
     for multiplier in (2, 4, 8):
         x = conv(multiplier * width, 4, strides=2, padding="same")(x)
         x = layers.LeakyReLU(0.2)(x)

@@ -405,6 +405,21 @@ def test_g_top_multiplier_widens_the_generators_32x32_stage_alone():
     assert generator.output.shape[1:] == (32, 32, 3)
 
 
+def test_d_top_convs_add_3x3_convolutions_at_the_discriminators_32x32_stage_alone():
+    def convolutions(discriminator):
+        return [(layer.output.shape[1], layer.kernel_size, layer.filters)
+                for layer in discriminator.layers if type(layer).__name__ == "Conv2D"]
+
+    model, _ = recipe("compact")
+    width = model.width
+    downsampling = [(16, (4, 4), 2 * width), (8, (4, 4), 4 * width), (4, (4, 4), 8 * width)]
+    assert convolutions(build_discriminator(model)) == [(32, (3, 3), width), *downsampling]
+    model, _ = recipe("compact", model__d_top_convs=2)
+    discriminator = build_discriminator(model)
+    assert convolutions(discriminator) == [(32, (3, 3), width)] * 3 + downsampling
+    assert discriminator.output.shape[1:] == (1,)
+
+
 @pytest.mark.parametrize("architecture", ["compact", "resnet"])
 def test_upsample_sets_how_the_generator_upsamples(architecture):
     def upsamplings(generator):
