@@ -155,7 +155,7 @@ def build_generator(params: ModelParams) -> keras.Model:
     if params.architecture == "resnet":
         return _resnet_generator(params.latent_dim, params.width, params.upsample)
     return _compact_generator(params.latent_dim, params.width, params.g_top_multiplier,
-                              params.upsample, params.noise_inputs)
+                              params.upsample, params.noise_inputs, params.g_top_convs)
 
 
 def build_discriminator(params: ModelParams) -> keras.Model:
@@ -204,13 +204,14 @@ def _chollet_discriminator(width: int, dropout: float) -> keras.Model:
 
 
 def _compact_generator(latent_dim: int, width: int, top_multiplier: int,
-                       upsample: str, noise_inputs: bool) -> keras.Model:
+                       upsample: str, noise_inputs: bool, top_convs: int) -> keras.Model:
     # The DCGAN generator of Radford et al. 2016 at 32x32: 4x4 -> 8x8 -> 16x16 -> 32x32, each
     # upsampling halving the channels, batch normalisation and ReLU between. Upsampling
     # (nearest-neighbour or bilinear) followed by a 3x3 convolution replaces the transposed
     # convolution, whose uneven overlap paints checkerboard patterns (Odena et al. 2016); on
     # frogs it did. `top_multiplier` widens the 32x32 stage alone, where the fine detail is
-    # drawn. With `noise_inputs`, the input vector carries a noise map for each upsampled
+    # drawn, and `top_convs` adds 3x3 convolutions there, each with its batch normalisation
+    # and ReLU. With `noise_inputs`, the input vector carries a noise map for each upsampled
     # stage after the latent, added after its batch normalisation.
     latent = keras.Input(shape=(latent_dim + _noise_size(noise_inputs),), name="latent")
     x = layers.Dense(4 * 4 * 8 * width, use_bias=False)(
@@ -228,6 +229,9 @@ def _compact_generator(latent_dim: int, width: int, top_multiplier: int,
             x = NoiseInput()([x, noise])
             offset += side * side
         x = layers.ReLU()(x)
+    for _ in range(top_convs):
+        x = layers.Conv2D(top_multiplier * width, 3, padding="same", use_bias=False)(x)
+        x = layers.ReLU()(layers.BatchNormalization(synchronized=True)(x))
     image = layers.Conv2D(CHANNELS, 3, padding="same", activation="tanh", dtype="float32")(x)
     return keras.Model(latent, image, name="generator")
 

@@ -56,6 +56,8 @@ class ModelParams:
     g_top_multiplier: int = spec(low=1, recipe=True,
                                  doc="the generator's 32x32 stage has this many times width "
                                      "channels")
+    g_top_convs: int = spec(low=0, recipe=True,
+                            doc="3x3 convolutions added to the generator's 32x32 stage")
     d_top_convs: int = spec(low=0, recipe=True,
                             doc="3x3 convolutions added to the discriminator's 32x32 stage")
     minibatch_std_group: int = spec(low=0, recipe=True,
@@ -70,6 +72,10 @@ class ModelParams:
         if self.architecture != "compact" and self.g_top_multiplier != 1:
             raise ParamsError(f"model.g_top_multiplier: the {self.architecture} generator has "
                               "no stage of its own at 32x32; set it to 1 or use "
+                              "model.architecture compact")
+        if self.architecture != "compact" and self.g_top_convs:
+            raise ParamsError(f"model.g_top_convs: the {self.architecture} generator has no "
+                              "convolutions to add at 32x32; set it to 0 or use "
                               "model.architecture compact")
         if self.architecture != "compact" and self.d_top_convs:
             raise ParamsError(f"model.d_top_convs: the {self.architecture} discriminator has "

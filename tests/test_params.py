@@ -96,6 +96,7 @@ def test_sections_are_frozen():
     ("train", "beta_2", 1.0, "train.beta_2: expected a number >= 0.0 and < 1.0 (adam only)"),
     ("model", "architecture", "stylegan", "model.architecture: expected one of 'compact'"),
     ("model", "g_top_multiplier", 0, "model.g_top_multiplier: expected an integer >= 1"),
+    ("model", "g_top_convs", -1, "model.g_top_convs: expected an integer >= 0"),
     ("model", "d_top_convs", -1, "model.d_top_convs: expected an integer >= 0"),
     ("model", "minibatch_std_group", -1, "model.minibatch_std_group: expected an integer >= 0"),
     ("model", "upsample", "bicubic", "model.upsample: expected one of 'nearest', 'bilinear'"),
@@ -123,6 +124,9 @@ def test_bad_value_is_rejected_with_the_key_named(section, key, value, words):
 @pytest.mark.parametrize("overrides, words", [
     ({"model__spectral_norm": True}, "model.spectral_norm: the chollet architecture has no"),
     ({"model__g_top_multiplier": 2}, "model.g_top_multiplier: the chollet generator has no"),
+    ({"model__g_top_convs": 1}, "model.g_top_convs: the chollet generator has no"),
+    ({"model__architecture": "resnet", "model__g_top_convs": 1},
+     "model.g_top_convs: the resnet generator has no"),
     ({"model__d_top_convs": 1}, "model.d_top_convs: the chollet discriminator has no"),
     ({"model__architecture": "resnet", "model__d_top_convs": 1},
      "model.d_top_convs: the resnet discriminator has no"),

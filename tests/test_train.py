@@ -405,6 +405,23 @@ def test_g_top_multiplier_widens_the_generators_32x32_stage_alone():
     assert generator.output.shape[1:] == (32, 32, 3)
 
 
+def test_g_top_convs_add_3x3_convolutions_at_the_generators_32x32_stage_alone():
+    def layer_kinds(generator):
+        return [(type(layer).__name__, layer.output.shape[1]) for layer in generator.layers
+                if type(layer).__name__ in ("Conv2D", "BatchNormalization", "ReLU")]
+
+    model, _ = recipe("compact")
+    width = model.width
+    plain = layer_kinds(build_generator(model))
+    model, _ = recipe("compact", model__g_top_convs=2, model__g_top_multiplier=3)
+    generator = build_generator(model)
+    top = [("Conv2D", 32), ("BatchNormalization", 32), ("ReLU", 32)]
+    assert layer_kinds(generator) == plain[:-1] + top * 2 + plain[-1:]
+    assert [layer.filters for layer in generator.layers if type(layer).__name__ == "Conv2D"] == [
+        4 * width, 2 * width, 3 * width, 3 * width, 3 * width, 3]
+    assert generator.output.shape[1:] == (32, 32, 3)
+
+
 def test_d_top_convs_add_3x3_convolutions_at_the_discriminators_32x32_stage_alone():
     def convolutions(discriminator):
         return [(layer.output.shape[1], layer.kernel_size, layer.filters)
