@@ -69,28 +69,24 @@ class ModelParams:
         if self.architecture == "chollet" and self.spectral_norm:
             raise ParamsError("model.spectral_norm: the chollet architecture has no spectral "
                               "normalisation; set it to false or use model.architecture compact")
-        if self.architecture != "compact" and self.g_top_multiplier != 1:
-            raise ParamsError(f"model.g_top_multiplier: the {self.architecture} generator has "
-                              "no stage of its own at 32x32; set it to 1 or use "
-                              "model.architecture compact")
-        if self.architecture != "compact" and self.g_top_convs:
-            raise ParamsError(f"model.g_top_convs: the {self.architecture} generator has no "
-                              "convolutions to add at 32x32; set it to 0 or use "
-                              "model.architecture compact")
-        if self.architecture != "compact" and self.d_top_convs:
-            raise ParamsError(f"model.d_top_convs: the {self.architecture} discriminator has "
-                              "no convolutions to add at 32x32; set it to 0 or use "
-                              "model.architecture compact")
+        self._compact_only("g_top_multiplier", 1, "generator", "no stage of its own at 32x32")
+        self._compact_only("g_top_convs", 0, "generator", "no convolutions to add at 32x32")
+        self._compact_only("d_top_convs", 0, "discriminator", "no convolutions to add at 32x32")
         if self.architecture == "chollet" and self.upsample != "nearest":
             raise ParamsError("model.upsample: the chollet generator upsamples with a "
                               "transposed convolution; set it to nearest or use "
                               "model.architecture compact")
-        if self.architecture != "compact" and self.noise_inputs:
-            raise ParamsError(f"model.noise_inputs: the {self.architecture} generator has no "
-                              "noise inputs; set it to false or use model.architecture compact")
+        self._compact_only("noise_inputs", False, "generator", "no noise inputs")
         if self.architecture == "chollet" and self.minibatch_std_group:
             raise ParamsError("model.minibatch_std_group: the chollet discriminator has no "
                               "minibatch spread; set it to 0 or use model.architecture compact")
+
+    def _compact_only(self, key: str, off, network: str, lacks: str) -> None:
+        """Rejects `key` set to other than `off` on a network other than compact's."""
+        if self.architecture != "compact" and getattr(self, key) != off:
+            setting = str(off).lower()
+            raise ParamsError(f"model.{key}: the {self.architecture} {network} has {lacks}; "
+                              f"set it to {setting} or use model.architecture compact")
 
 
 @dataclass(frozen=True)
