@@ -244,10 +244,18 @@ class GAN:
         """One update of the generator through the discriminator, which stays frozen."""
         with tf.GradientTape() as tape:
             fake = tf.cast(self.generator(batch["z_g"], training=True), tf.float32)
-            logits = tf.cast(
-                self.discriminator(self._augment(fake, batch["aug_fake_g"]), training=True),
-                tf.float32)
-            g_loss = self.loss.g_sum(logits) / self.train_params.batch_size
+            images = self._augment(fake, batch["aug_fake_g"])
+            if self.loss.pairs_reals:
+                # The reals of the step, augmented as the discriminator saw them, in the same
+                # call as the fakes, as in the discriminator's step.
+                images = tf.concat([images, self._augment(batch["real"], batch["aug_real"])], 0)
+            logits = tf.cast(self.discriminator(images, training=True), tf.float32)
+            if self.loss.pairs_reals:
+                size = tf.shape(fake)[0]
+                g_loss = self.loss.g_sum(logits[:size], logits[size:])
+            else:
+                g_loss = self.loss.g_sum(logits)
+            g_loss = g_loss / self.train_params.batch_size
             scaled = self.g_optimizer.scale_loss(g_loss)
         variables = self.generator.trainable_variables
         self.g_optimizer.apply(tape.gradient(scaled, variables), variables)

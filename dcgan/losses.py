@@ -35,14 +35,17 @@ class GANLoss:
 
     `d_sum` and `g_sum` return sums over the examples they are given; the caller divides by
     the global batch size. `real_is_positive` tells which sign of the logit means "real".
+    A loss that `pairs_reals` judges each fake against the real image beside it in the batch,
+    so its generator's loss needs the discriminator's logits on the reals too.
     """
 
     real_is_positive = True
+    pairs_reals = False
 
     def d_sum(self, real_logits, fake_logits, real_noise, fake_noise):
         raise NotImplementedError
 
-    def g_sum(self, fake_logits):
+    def g_sum(self, fake_logits, real_logits=None):
         raise NotImplementedError
 
 
@@ -72,7 +75,7 @@ class CrossEntropyLoss(GANLoss):
             self._loss(fake_logits, fake_targets))
         return total / 2.0
 
-    def g_sum(self, fake_logits):
+    def g_sum(self, fake_logits, real_logits=None):
         return tf.reduce_sum(
             self._loss(fake_logits, tf.fill(tf.shape(fake_logits), self.real_label)))
 
@@ -87,8 +90,25 @@ class HingeLoss(GANLoss):
         return tf.reduce_sum(tf.nn.relu(1.0 - real_logits)) + tf.reduce_sum(
             tf.nn.relu(1.0 + fake_logits))
 
-    def g_sum(self, fake_logits):
+    def g_sum(self, fake_logits, real_logits=None):
         return -tf.reduce_sum(fake_logits)
+
+
+class RelativisticLoss(GANLoss):
+    """The relativistic pairing loss (RpGAN; Jolicoeur-Martineau 2019, Huang et al. 2024).
+
+    The discriminator is asked how much more real the i-th real image looks than the i-th
+    fake, softplus(D(fake) - D(real)); the generator the reverse. Each fake is judged against
+    a real image rather than against a fixed label.
+    """
+
+    pairs_reals = True
+
+    def d_sum(self, real_logits, fake_logits, real_noise, fake_noise):
+        return tf.reduce_sum(tf.nn.softplus(fake_logits - real_logits))
+
+    def g_sum(self, fake_logits, real_logits=None):
+        return tf.reduce_sum(tf.nn.softplus(real_logits - fake_logits))
 
 
 def make_loss(name: str, label_noise: float) -> GANLoss:
@@ -103,4 +123,6 @@ def make_loss(name: str, label_noise: float) -> GANLoss:
         return CrossEntropyLoss(1.0, label_noise, noise_signs=(-1.0, 1.0))
     if name == "hinge":
         return HingeLoss()
+    if name == "relativistic":
+        return RelativisticLoss()
     raise ValueError(f"unknown loss {name!r}")

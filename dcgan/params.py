@@ -104,7 +104,8 @@ class TrainParams:
     learning_rate_ramp_down: float = spec(low=0.0, high=1.0, recipe=True,
                                           doc="0 turns the ramp-down off")
     clipvalue: float = spec(low=0.0, recipe=True, doc="0 turns clipping off")
-    loss: str = spec(choices=("book", "nonsaturating", "hinge"), recipe=True)
+    loss: str = spec(choices=("book", "nonsaturating", "hinge", "relativistic"),
+                     recipe=True)
     label_noise: float = spec(low=0.0, high=1.0, recipe=True)
     pixel_range: str = spec(choices=("symmetric", "unit"), recipe=True)
     shuffle: bool = spec(recipe=True)
@@ -139,9 +140,9 @@ class TrainParams:
     distribute: str = spec(choices=("auto", "off"))
 
     def validate(self) -> None:
-        if self.loss == "hinge" and self.label_noise > 0:
-            raise ParamsError("train.label_noise: must be 0 with train.loss 'hinge', which has "
-                              "no labels to add noise to")
+        if self.loss in ("hinge", "relativistic") and self.label_noise > 0:
+            raise ParamsError(f"train.label_noise: must be 0 with train.loss '{self.loss}', "
+                              "which has no labels to add noise to")
         if self.consistency_weight > 0 and not self.augment:
             raise ParamsError("train.consistency_weight: compares two augmentations of each "
                               "image, so it needs train.augment; set one or set it to 0")

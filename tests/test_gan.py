@@ -71,6 +71,27 @@ def test_a_generator_step_lowers_its_loss_against_the_frozen_discriminator(name)
                                                               gan.discriminator.weights))
 
 
+def test_the_relativistic_generator_step_pairs_each_fake_with_a_real():
+    gan, model, train = build("compact", train__loss="relativistic", train__label_noise=0.0)
+    batch = next(batches(gan, model, train, white_images()))
+
+    def expected(batch):
+        # softplus(D(real_i) - D(fake_i)), each image augmented as the step augments it.
+        fakes = gan._augment(gan.generator(batch["z_g"], training=True), batch["aug_fake_g"])
+        reals = gan._augment(batch["real"], batch["aug_real"])
+        logits = gan.discriminator(tf.concat([fakes, reals], 0), training=True).numpy().ravel()
+        return np.log1p(np.exp(logits[train.batch_size:] - logits[:train.batch_size])).mean()
+
+    # Each expected loss is computed before the step that updates the generator.
+    loss = expected(batch)
+    assert float(gan.generator_step(batch)["g_loss"]) == pytest.approx(loss, rel=1e-5)
+    # Other reals beside the same fakes give another loss, which the step reports.
+    other = dict(batch, real=-batch["real"])
+    loss, other_loss = expected(batch), expected(other)
+    assert abs(other_loss - loss) > 1e-3
+    assert float(gan.generator_step(other)["g_loss"]) == pytest.approx(other_loss, rel=1e-5)
+
+
 def test_the_moving_average_follows_the_generator_by_its_recursion():
     gan, model, train = build("compact", train__ema=0.9)
     iterator = batches(gan, model, train, white_images())

@@ -1,4 +1,5 @@
-"""The GAN losses against Keras's binary cross-entropy, Keras 2's clipped one, and the hinge."""
+"""The GAN losses against Keras's binary cross-entropy, Keras 2's clipped one, the hinge and
+the relativistic pairing."""
 
 import keras
 import numpy as np
@@ -137,3 +138,18 @@ def test_hinge_loss():
     expected = np.maximum(0, 1 - REAL).mean() + np.maximum(0, 1 + FAKE).mean()
     assert float(loss.d_sum(REAL, FAKE, NOISE_REAL, NOISE_FAKE)) / 6 == pytest.approx(expected)
     assert float(loss.g_sum(FAKE)) / 6 == pytest.approx(-FAKE.mean())
+
+
+def test_relativistic_loss_judges_each_fake_against_the_real_beside_it():
+    loss = make_loss("relativistic", 0.0)
+    softplus = lambda x: np.log1p(np.exp(x))  # noqa: E731
+    assert float(loss.d_sum(REAL, FAKE, NOISE_REAL, NOISE_FAKE)) == pytest.approx(
+        softplus(FAKE - REAL).sum(), rel=1e-6)
+    assert float(loss.g_sum(FAKE, REAL)) == pytest.approx(softplus(REAL - FAKE).sum(), rel=1e-6)
+    # Pairs, not means: the same logits paired otherwise give another loss.
+    assert float(loss.d_sum(REAL[::-1], FAKE, NOISE_REAL, NOISE_FAKE)) != pytest.approx(
+        float(loss.d_sum(REAL, FAKE, NOISE_REAL, NOISE_FAKE)))
+    # Only differences count: one shift of every logit leaves both losses as they were.
+    assert float(loss.d_sum(REAL + 3, FAKE + 3, NOISE_REAL, NOISE_FAKE)) == pytest.approx(
+        float(loss.d_sum(REAL, FAKE, NOISE_REAL, NOISE_FAKE)), rel=1e-5)
+    assert loss.pairs_reals and loss.real_is_positive

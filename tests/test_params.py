@@ -137,6 +137,8 @@ def test_bad_value_is_rejected_with_the_key_named(section, key, value, words):
     ({"model__noise_inputs": True},
      "model.noise_inputs: the chollet generator has no noise inputs"),
     ({"train__loss": "hinge"}, "train.label_noise: must be 0 with train.loss 'hinge'"),
+    ({"train__loss": "relativistic"},
+     "train.label_noise: must be 0 with train.loss 'relativistic'"),
     ({"train__augment": ["cutout"], "train__pixel_range": "unit"}, "train.augment: DiffAugment"),
     ({"train__consistency_weight": 1.0},
      r"train.consistency_weight: compares two augmentations of each image, so it needs "
