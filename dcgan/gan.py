@@ -132,12 +132,12 @@ class GAN:
         return self._step(iterator, with_r1=self.r1_due())
 
     def r1_due(self) -> bool:
-        """Whether the next step adds the R1 penalty (see train.r1_every).
+        """Whether the next step adds the R1 penalty, and R2 beside it (see train.r1_every).
 
         Lazy R1 reads the step counter, so each step waits for the one before it to finish.
         """
         params = self.train_params
-        if params.r1_gamma == 0:
+        if params.r1_gamma == 0 and params.r2_gamma == 0:
             return False
         return params.r1_every == 1 or int(self.step_counter) % params.r1_every == 0
 
@@ -194,7 +194,12 @@ class GAN:
             with tf.GradientTape(watch_accessed_variables=False) as input_tape:
                 input_tape.watch(images)
                 logits = tf.cast(self.discriminator(images, training=True), tf.float32)
-                real_sum = tf.reduce_sum(logits[size:])
+                penalised = tf.reduce_sum(logits[size:])
+                if params.r2_gamma > 0:
+                    # No fake's logit depends on a real or a real's on a fake (the minibatch
+                    # spread never mixes the two), so one gradient of the sum over both holds
+                    # the reals' gradients for R1 and the fakes' for R2.
+                    penalised += tf.reduce_sum(logits[:size])
             fake_logits, real_logits = logits[:size], logits[size:]
             d_loss = self.loss.d_sum(real_logits, fake_logits, batch["noise_real"],
                                      batch["noise_fake"]) / params.batch_size
@@ -204,9 +209,15 @@ class GAN:
                 # discriminator saw, augmented as they were. With r1_every k > 1 it is
                 # StyleGAN2's lazy R1 (Karras et al. 2020): k times the penalty on every k-th
                 # step (the 1st, the k+1-th, ...), none on the others, which skip its cost.
-                gradients = input_tape.gradient(real_sum, images)[size:]
-                total += params.r1_every * self.r1_weight() / 2 * tf.reduce_sum(
-                    tf.square(gradients)) / params.batch_size
+                gradients = input_tape.gradient(penalised, images)
+                if params.r1_gamma > 0:
+                    total += params.r1_every * self.r1_weight() / 2 * tf.reduce_sum(
+                        tf.square(gradients[size:])) / params.batch_size
+                if params.r2_gamma > 0:
+                    # R2 (R3GAN, Huang et al. 2024): the same penalty on the fakes the
+                    # discriminator saw, on R1's steps, at a constant weight.
+                    total += params.r1_every * params.r2_gamma / 2 * tf.reduce_sum(
+                        tf.square(gradients[:size])) / params.batch_size
             if params.lecam_weight > 0:
                 # LeCam (Tseng et al. 2021), as their code writes it: reals are pulled no
                 # further up than the fakes' average output, fakes no further down than the

@@ -127,6 +127,8 @@ class TrainParams:
     r1_gamma_growth: float = spec(low=0.0, recipe=True,
                                   doc="R1's weight at the run's last step, in r1_gammas; 1: "
                                       "constant")
+    r2_gamma: float = spec(low=0.0, recipe=True,
+                           doc="the R1 penalty on fakes, on R1's steps; 0 turns it off")
     lecam_weight: float = spec(low=0.0, recipe=True, doc="0 turns LeCam regularisation off")
     consistency_weight: float = spec(low=0.0, recipe=True,
                                      doc="0 turns consistency regularisation (bCR) off")

@@ -108,6 +108,7 @@ def test_sections_are_frozen():
     ("train", "learning_rate_ramp_down", 1.5,
      "train.learning_rate_ramp_down: expected a number >= 0.0 and <= 1.0 (0 turns the ramp"),
     ("train", "r1_gamma_growth", -1.0, "train.r1_gamma_growth: expected a number >= 0.0"),
+    ("train", "r2_gamma", -0.5, "train.r2_gamma: expected a number >= 0.0"),
     ("train", "augment_color", 2.5, "train.augment_color: expected a number >= 0.0 and <= 2.0"),
     ("train", "augment_cutout", 1.5, "train.augment_cutout: expected a number >= 0.0 and <= 1.0"),
     ("prepare", "md5", "abc", "prepare.md5: expected a string (32 lowercase hex digits)"),

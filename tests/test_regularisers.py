@@ -130,6 +130,35 @@ def test_r1_adds_the_squared_input_gradient_on_augmented_reals():
     assert_same_gradients(applied_gradients(gan, batch), expected)
 
 
+def r2_penalty(gan, weight):
+    """R3GAN's R2: R1's penalty on the fakes the discriminator saw."""
+    r1 = r1_penalty(gan, weight)
+    return lambda fake, real: r1(real, fake)
+
+
+def test_r2_adds_the_squared_input_gradient_on_augmented_fakes():
+    gamma = 10.0
+    gan, model, train = build(r2_gamma=gamma)
+    batch = first_batch(model, train)
+    r2 = r2_penalty(gan, gamma)
+    expected = expected_gradients(gan, batch, r2)
+    assert_regulariser_matters(gan, batch, r2)
+    assert_same_gradients(applied_gradients(gan, batch), expected)
+
+
+def test_r1_and_r2_together_add_up_on_r1s_lazy_steps():
+    r1_gamma, r2_gamma, every = 10.0, 4.0, 2
+    gan, model, train = build(r1_gamma=r1_gamma, r2_gamma=r2_gamma, r1_every=every)
+    batch = first_batch(model, train)
+    r1, r2 = r1_penalty(gan, every * r1_gamma), r2_penalty(gan, every * r2_gamma)
+    both = expected_gradients(gan, batch, lambda fake, real: r1(fake, real) + r2(fake, real))
+    plain = expected_gradients(gan, batch, lambda fake, real: 0.0)
+    assert_regulariser_matters(gan, batch, r2)
+    for counter, expected in [(0, both), (1, plain), (2, both)]:
+        gan.step_counter.assign(counter)
+        assert_same_gradients(applied_gradients_then_undo(gan, batch), expected)
+
+
 def test_lazy_r1_applies_every_kth_step_times_k():
     # StyleGAN2's lazy R1: on the 1st, 4th, 7th... step three times the penalty, on the others
     # none, so that over a run the discriminator gets the same penalty at a third of its cost.
