@@ -155,7 +155,8 @@ def build_generator(params: ModelParams) -> keras.Model:
     if params.architecture == "resnet":
         return _resnet_generator(params.latent_dim, params.width, params.upsample)
     return _compact_generator(params.latent_dim, params.width, params.g_top_multiplier,
-                              params.upsample, params.noise_inputs, params.g_top_convs)
+                              params.upsample, params.noise_inputs, params.g_top_convs,
+                              params.g_skip)
 
 
 def build_discriminator(params: ModelParams) -> keras.Model:
@@ -203,8 +204,8 @@ def _chollet_discriminator(width: int, dropout: float) -> keras.Model:
     return keras.Model(image, logit, name="discriminator")
 
 
-def _compact_generator(latent_dim: int, width: int, top_multiplier: int,
-                       upsample: str, noise_inputs: bool, top_convs: int) -> keras.Model:
+def _compact_generator(latent_dim: int, width: int, top_multiplier: int, upsample: str,
+                       noise_inputs: bool, top_convs: int, skip: bool) -> keras.Model:
     # The DCGAN generator of Radford et al. 2016 at 32x32: 4x4 -> 8x8 -> 16x16 -> 32x32, each
     # upsampling halving the channels, batch normalisation and ReLU between. Upsampling
     # (nearest-neighbour or bilinear) followed by a 3x3 convolution replaces the transposed
@@ -212,13 +213,18 @@ def _compact_generator(latent_dim: int, width: int, top_multiplier: int,
     # frogs it did. `top_multiplier` widens the 32x32 stage alone, where the fine detail is
     # drawn, and `top_convs` adds 3x3 convolutions there, each with its batch normalisation
     # and ReLU. With `noise_inputs`, the input vector carries a noise map for each upsampled
-    # stage after the latent, added after its batch normalisation.
+    # stage after the latent, added after its batch normalisation. With `skip`, StyleGAN2's
+    # skip generator (Karras et al. 2020): every stage from 4x4 up paints an RGB image of its
+    # own side (a 1x1 convolution; the last stage's 3x3 one), and the images, each upsampled
+    # bilinearly to the next side, add up before the tanh, so that the coarse stages paint
+    # the coarse image and the finer ones the detail on it.
     latent = keras.Input(shape=(latent_dim + _noise_size(noise_inputs),), name="latent")
     x = layers.Dense(4 * 4 * 8 * width, use_bias=False)(
         latent[:, :latent_dim] if noise_inputs else latent)
     x = layers.Reshape((4, 4, 8 * width))(x)
     x = layers.BatchNormalization(synchronized=True)(x)
     x = layers.ReLU()(x)
+    rgb = _skip_rgb(None, x) if skip else None
     offset = latent_dim
     for multiplier, side in zip((4, 2, top_multiplier), _NOISE_SIDES):
         x = layers.UpSampling2D(2, interpolation=upsample)(x)
@@ -229,11 +235,27 @@ def _compact_generator(latent_dim: int, width: int, top_multiplier: int,
             x = NoiseInput()([x, noise])
             offset += side * side
         x = layers.ReLU()(x)
+        if skip and side < 32:
+            rgb = _skip_rgb(rgb, x)
     for _ in range(top_convs):
         x = layers.Conv2D(top_multiplier * width, 3, padding="same", use_bias=False)(x)
         x = layers.ReLU()(layers.BatchNormalization(synchronized=True)(x))
-    image = layers.Conv2D(CHANNELS, 3, padding="same", activation="tanh", dtype="float32")(x)
+    if not skip:
+        image = layers.Conv2D(CHANNELS, 3, padding="same", activation="tanh", dtype="float32")(x)
+        return keras.Model(latent, image, name="generator")
+    top = layers.Conv2D(CHANNELS, 3, padding="same", dtype="float32")(x)
+    coarse = layers.UpSampling2D(2, interpolation="bilinear", dtype="float32")(rgb)
+    image = layers.Activation("tanh", dtype="float32")(layers.Add(dtype="float32")([coarse, top]))
     return keras.Model(latent, image, name="generator")
+
+
+def _skip_rgb(rgb, x):
+    # The skip generator's running image: this stage's RGB, plus the one before upsampled.
+    own = layers.Conv2D(CHANNELS, 1, dtype="float32")(x)
+    if rgb is None:
+        return own
+    return layers.Add(dtype="float32")(
+        [layers.UpSampling2D(2, interpolation="bilinear", dtype="float32")(rgb), own])
 
 
 def _compact_discriminator(width: int, dropout: float, spectral_norm: bool,

@@ -64,6 +64,7 @@ class ModelParams:
                                     doc="0 turns the discriminator's minibatch spread off")
     upsample: str = spec(choices=("nearest", "bilinear"), recipe=True)
     noise_inputs: bool = spec(recipe=True)
+    g_skip: bool = spec(recipe=True, doc="StyleGAN2's skip generator: each stage paints RGB")
 
     def validate(self) -> None:
         if self.architecture == "chollet" and self.spectral_norm:
@@ -77,6 +78,7 @@ class ModelParams:
                               "transposed convolution; set it to nearest or use "
                               "model.architecture compact")
         self._compact_only("noise_inputs", False, "generator", "no noise inputs")
+        self._compact_only("g_skip", False, "generator", "no skip connections to RGB")
         if self.architecture == "chollet" and self.minibatch_std_group:
             raise ParamsError("model.minibatch_std_group: the chollet discriminator has no "
                               "minibatch spread; set it to 0 or use model.architecture compact")

@@ -422,6 +422,29 @@ def test_g_top_convs_add_3x3_convolutions_at_the_generators_32x32_stage_alone():
     assert generator.output.shape[1:] == (32, 32, 3)
 
 
+def test_g_skip_sums_each_stages_rgb_upsampled_before_the_tanh():
+    model, _ = recipe("compact", model__g_skip=True)
+    generator = build_generator(model)
+    to_rgb = [(layer.output.shape[1], layer.kernel_size) for layer in generator.layers
+              if type(layer).__name__ == "Conv2D" and layer.filters == 3]
+    assert to_rgb == [(4, (1, 1)), (8, (1, 1)), (16, (1, 1)), (32, (3, 3))]
+    # Each stage's RGB is the upsampled image of the stages before plus its own: zero every
+    # stage's RGB but the 4x4 one, and the output is tanh of the 4x4 image upsampled three
+    # times.
+    for layer in generator.layers:
+        if type(layer).__name__ == "Conv2D" and layer.filters == 3 and layer.output.shape[1] > 4:
+            layer.set_weights([np.zeros_like(w) for w in layer.get_weights()])
+    latent = np.random.default_rng(0).normal(size=(4, model.latent_dim)).astype("float32")
+    coarse = keras.Model(generator.input, [layer.output for layer in generator.layers
+                                           if type(layer).__name__ == "Conv2D"
+                                           and layer.filters == 3][0])(latent)
+    upsampled = coarse
+    for _ in range(3):
+        upsampled = keras.layers.UpSampling2D(2, interpolation="bilinear")(upsampled)
+    np.testing.assert_allclose(generator(latent), np.tanh(upsampled), rtol=1e-5, atol=1e-6)
+    assert generator.output.shape[1:] == (32, 32, 3)
+
+
 def test_d_top_convs_add_3x3_convolutions_at_the_discriminators_32x32_stage_alone():
     def convolutions(discriminator):
         return [(layer.output.shape[1], layer.kernel_size, layer.filters)
