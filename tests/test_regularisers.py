@@ -120,29 +120,21 @@ def r1_penalty(gan, weight):
     return r1
 
 
-def test_r1_adds_the_squared_input_gradient_on_augmented_reals():
-    gamma = 10.0
-    gan, model, train = build(r1_gamma=gamma)
-    batch = first_batch(model, train)
-    r1 = r1_penalty(gan, gamma)
-    expected = expected_gradients(gan, batch, r1)
-    assert_regulariser_matters(gan, batch, r1)
-    assert_same_gradients(applied_gradients(gan, batch), expected)
-
-
 def r2_penalty(gan, weight):
     """R3GAN's R2: R1's penalty on the fakes the discriminator saw."""
     r1 = r1_penalty(gan, weight)
     return lambda fake, real: r1(real, fake)
 
 
-def test_r2_adds_the_squared_input_gradient_on_augmented_fakes():
+@pytest.mark.parametrize("key, penalty", [("r1_gamma", r1_penalty), ("r2_gamma", r2_penalty)],
+                         ids=["r1_on_augmented_reals", "r2_on_augmented_fakes"])
+def test_the_penalty_adds_the_squared_input_gradient(key, penalty):
     gamma = 10.0
-    gan, model, train = build(r2_gamma=gamma)
+    gan, model, train = build(**{key: gamma})
     batch = first_batch(model, train)
-    r2 = r2_penalty(gan, gamma)
-    expected = expected_gradients(gan, batch, r2)
-    assert_regulariser_matters(gan, batch, r2)
+    regulariser = penalty(gan, gamma)
+    expected = expected_gradients(gan, batch, regulariser)
+    assert_regulariser_matters(gan, batch, regulariser)
     assert_same_gradients(applied_gradients(gan, batch), expected)
 
 
