@@ -239,6 +239,11 @@ class GAN:
         self.d_optimizer.apply(tape.gradient(scaled, variables), variables)
         if params.lecam_weight > 0:
             self._update_lecam_anchors(sign * real_logits, sign * fake_logits)
+        if self.loss.pairs_reals:
+            # A pairing loss judges only differences of logits, so a logit's sign says nothing:
+            # both accuracies are the fraction of pairs the discriminator ranks right.
+            ranked = self._fraction(real_logits > fake_logits)
+            return {"d_loss": d_loss, "d_real_accuracy": ranked, "d_fake_accuracy": ranked}
         return {"d_loss": d_loss,
                 "d_real_accuracy": self._fraction(sign * real_logits > 0),
                 "d_fake_accuracy": self._fraction(sign * fake_logits < 0)}

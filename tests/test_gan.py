@@ -92,6 +92,23 @@ def test_the_relativistic_generator_step_pairs_each_fake_with_a_real():
     assert float(gan.generator_step(other)["g_loss"]) == pytest.approx(other_loss, rel=1e-5)
 
 
+def test_relativistic_accuracy_is_the_fraction_of_pairs_ranked_right_whatever_the_offset():
+    gan, model, train = build("compact", train__loss="relativistic", train__label_noise=0.0)
+    batch = next(batches(gan, model, train, white_images()))
+    # The pairing loss cannot see a constant added to every logit; nor should its accuracy.
+    last = [layer for layer in gan.discriminator.layers
+            if getattr(layer, "bias", None) is not None][-1]
+    last.bias.assign(last.bias + 100.0)
+    fakes = gan._augment(gan.generator(batch["z_d"], training=True), batch["aug_fake_d"])
+    reals = gan._augment(batch["real"], batch["aug_real"])
+    logits = gan.discriminator(tf.concat([fakes, reals], 0), training=True).numpy().ravel()
+    assert logits.min() > 0
+    ranked = np.mean(logits[train.batch_size:] > logits[:train.batch_size])
+    metrics = gan.discriminator_step(batch, with_r1=False)
+    assert float(metrics["d_real_accuracy"]) == pytest.approx(ranked)
+    assert float(metrics["d_fake_accuracy"]) == pytest.approx(ranked)
+
+
 def test_the_moving_average_follows_the_generator_by_its_recursion():
     gan, model, train = build("compact", train__ema=0.9)
     iterator = batches(gan, model, train, white_images())
