@@ -7,6 +7,9 @@ side is `cutout` of the image side; 1/2 there). Every random draw comes from a `
 of shape (batch, NOISE_DIM) with uniform values in [0, 1), made by the input pipeline, so
 that an augmentation is a pure function of its inputs: identical across devices, batch splits
 and resumed runs.
+
+With a `probability` (ADA's p, Karras et al. 2020), each policy applies to each image on its
+own with that probability, decided by GATES more noise columns after the first NOISE_DIM.
 """
 
 from __future__ import annotations
@@ -14,20 +17,35 @@ from __future__ import annotations
 import tensorflow as tf
 
 NOISE_DIM = 7
+# One gate column per policy, in this order, whatever order the policies are applied in.
+GATED_POLICIES = ("color", "translation", "cutout")
+GATES = len(GATED_POLICIES)
 
 
 def diff_augment(images: tf.Tensor, noise: tf.Tensor, policies: tuple[str, ...],
-                 translation: float, cutout: float, color: float = 1.0) -> tf.Tensor:
-    """Applies `policies` in order to images in [-1, 1] of shape (batch, height, width, 3)."""
+                 translation: float, cutout: float, color: float = 1.0,
+                 probability: tf.Tensor | float | None = None) -> tf.Tensor:
+    """Applies `policies` in order to images in [-1, 1] of shape (batch, height, width, 3).
+
+    With `probability`, `noise` has NOISE_DIM + GATES columns, and a policy changes an image
+    only where its gate column is below the probability; without, every policy changes every
+    image.
+    """
     for policy in policies:
         if policy == "color":
-            images = _color(images, noise[:, 0:3], color)
+            augmented = _color(images, noise[:, 0:3], color)
         elif policy == "translation":
-            images = _translation(images, noise[:, 3:5], translation)
+            augmented = _translation(images, noise[:, 3:5], translation)
         elif policy == "cutout":
-            images = _cutout(images, noise[:, 5:7], cutout)
+            augmented = _cutout(images, noise[:, 5:7], cutout)
         else:
             raise ValueError(f"unknown augmentation policy {policy!r}")
+        if probability is None:
+            images = augmented
+        else:
+            gate = noise[:, NOISE_DIM + GATED_POLICIES.index(policy)]
+            applies = tf.reshape(gate < tf.cast(probability, gate.dtype), (-1, 1, 1, 1))
+            images = tf.where(applies, augmented, images)
     return images
 
 

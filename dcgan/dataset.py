@@ -6,7 +6,7 @@ import numpy as np
 import tensorflow as tf
 
 from dcgan import pixels
-from dcgan.augment import NOISE_DIM
+from dcgan.augment import GATES, NOISE_DIM
 from dcgan.params import TrainParams
 
 # Streams of the stateless random numbers drawn for every step.
@@ -19,10 +19,11 @@ def make_dataset(images: np.ndarray, train_params: TrainParams, input_size: int,
 
     Each element is a dict: `real` (the step's real images as floats), the generator's input
     vectors `z_d` and `z_g` (of models.generator_input_size), augmentation noise `aug_*` and
-    label noise `noise_*`. Everything is a pure function of (seed, step), so a resumed run sees
-    exactly the batches an uninterrupted one would. The book's order (`shuffle` false) walks the
-    images in order, epoch after epoch. With `mirror`, each real image is flipped left to right
-    with probability one half.
+    label noise `noise_*`; where train.gated_augment, each `aug_*` ends in augment.GATES more
+    columns. Everything is a pure function of (seed, step), so a resumed run sees exactly the
+    batches an uninterrupted one would. The book's order (`shuffle` false) walks the images in
+    order, epoch after epoch. With `mirror`, each real image is flipped left to right with
+    probability one half.
     """
     num_images, batch = len(images), train_params.batch_size
     steps_per_epoch = num_images // batch
@@ -59,6 +60,15 @@ def make_dataset(images: np.ndarray, train_params: TrainParams, input_size: int,
                 tf.random.experimental.stateless_fold_in(key, len(STREAMS)), 2)
             for i, name in enumerate(("aug_real_2", "aug_fake_2")):
                 draws[name] = tf.random.stateless_uniform((batch, NOISE_DIM), seed=extra[i])
+        if train_params.gated_augment:
+            # Each augmentation noise gains GATES columns that decide which policies apply to
+            # which images, from a key of their own, so its first NOISE_DIM stay as they were.
+            names = sorted(name for name in draws if name.startswith("aug_"))
+            gate_keys = tf.random.experimental.stateless_split(
+                tf.random.experimental.stateless_fold_in(key, len(STREAMS) + 2), len(names))
+            for i, name in enumerate(names):
+                gates = tf.random.stateless_uniform((batch, GATES), seed=gate_keys[i])
+                draws[name] = tf.concat([draws[name], gates], axis=1)
         return draws
 
     dataset = tf.data.Dataset.range(start_step, train_params.iterations).map(

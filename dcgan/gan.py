@@ -19,6 +19,8 @@ from dcgan.sampling import generate_images
 
 # The decay of LeCam's moving averages of the discriminator's outputs, as in Tseng et al.
 LECAM_DECAY = 0.99
+# ADA moves its augmentation chance once every this many steps, as Karras et al. 2020 do.
+ADA_INTERVAL = 4
 
 
 @contextlib.contextmanager
@@ -119,6 +121,14 @@ class GAN:
             self.lecam_anchors = tf.Variable(
                 [0.0, 0.0], trainable=False, name="lecam_anchors",
                 aggregation=tf.VariableAggregation.ONLY_FIRST_REPLICA)
+            # The chance each augmentation policy applies (ADA's p), then the sum of the signs
+            # of the discriminator's outputs on reals and the count of those reals since the
+            # chance last moved.
+            self.augment_state = None
+            if train_params.gated_augment:
+                self.augment_state = tf.Variable(
+                    [train_params.augment_probability, 0.0, 0.0], trainable=False,
+                    name="augment_state", aggregation=tf.VariableAggregation.ONLY_FIRST_REPLICA)
         # The step counter and the first step with a non-finite loss live on the device, so
         # that the loop need not wait for every step's losses to check them.
         self.step_counter = tf.Variable(0, dtype=tf.int64, trainable=False)
@@ -166,13 +176,17 @@ class GAN:
             parts["ema_generator"] = self.ema_generator.variables
         if self.train_params.lecam_weight > 0:
             parts["lecam"] = [self.lecam_anchors]
+        if self.augment_state is not None:
+            parts["augment"] = [self.augment_state]
         return parts
 
     def _augment(self, images, noise):
         if not self.policies:
             return images
+        probability = None if self.augment_state is None else self.augment_state[0]
         return diff_augment(images, noise, self.policies, self.train_params.augment_translation,
-                            self.train_params.augment_cutout, self.train_params.augment_color)
+                            self.train_params.augment_cutout, self.train_params.augment_color,
+                            probability)
 
     def discriminator_step(self, batch, with_r1: bool | None = None) -> dict:
         """One update of the discriminator on fakes and reals; the generator stays fixed.
@@ -239,6 +253,8 @@ class GAN:
         self.d_optimizer.apply(tape.gradient(scaled, variables), variables)
         if params.lecam_weight > 0:
             self._update_lecam_anchors(sign * real_logits, sign * fake_logits)
+        if params.augment_target > 0:
+            self._adapt_augment_probability(sign * real_logits)
         if self.loss.pairs_reals:
             # A pairing loss judges only differences of logits, so a logit's sign says nothing:
             # both accuracies are the fraction of pairs the discriminator ranks right.
@@ -255,6 +271,27 @@ class GAN:
             tf.reduce_sum(real_logits), tf.reduce_sum(fake_logits)]))
         means = tf.stop_gradient(sums / self.train_params.batch_size)
         self.lecam_anchors.assign(LECAM_DECAY * self.lecam_anchors + (1 - LECAM_DECAY) * means)
+
+    def _adapt_augment_probability(self, real_logits):
+        # ADA (Karras et al. 2020): every ADA_INTERVAL steps, r_t, the mean sign of the
+        # outputs on the reals since the last move, is compared with its target: above it the
+        # discriminator is taken to overfit and the chance rises, below it the chance falls,
+        # by the reals counted over augment_ramp, within [0, 1]. The generator's step that
+        # follows already augments with the moved chance.
+        params = self.train_params
+        context = tf.distribute.get_replica_context()
+        signs = context.all_reduce(tf.distribute.ReduceOp.SUM,
+                                   tf.reduce_sum(tf.sign(real_logits)))
+        probability = self.augment_state[0]
+        total = self.augment_state[1] + tf.stop_gradient(signs)
+        count = self.augment_state[2] + params.batch_size
+        due = count >= ADA_INTERVAL * params.batch_size
+        moved = tf.clip_by_value(
+            probability + tf.sign(total / count - params.augment_target) * count
+            / params.augment_ramp, 0.0, 1.0)
+        self.augment_state.assign(tf.stack([tf.where(due, moved, probability),
+                                            tf.where(due, 0.0, total),
+                                            tf.where(due, 0.0, count)]))
 
     def generator_step(self, batch) -> dict:
         """One update of the generator through the discriminator, which stays frozen."""
@@ -291,6 +328,8 @@ class GAN:
         metrics = {name: strategy.reduce(tf.distribute.ReduceOp.SUM, value, axis=None)
                    for name, value in per_replica.items()}
         self.step_counter.assign_add(1)
+        if self.augment_state is not None:
+            metrics["augment_probability"] = self.augment_state[0]
         finite = tf.math.is_finite(metrics["d_loss"]) & tf.math.is_finite(metrics["g_loss"])
         # An update can turn the weights to NaN while its own loss is still finite; that
         # step counts as the first bad one, so that no checkpoint keeps such weights.

@@ -123,6 +123,14 @@ class TrainParams:
                                       doc="the largest shift, as a share of the image side")
     augment_cutout: float = spec(low=0.0, high=1.0, recipe=True,
                                  doc="the square's side, as a share of the image side")
+    augment_probability: float = spec(low=0.0, high=1.0, recipe=True,
+                                      doc="the chance each policy applies to each image; with "
+                                          "augment_target, the chance at the first step")
+    augment_target: float = spec(low=0.0, high=1.0, recipe=True,
+                                 doc="ADA's target for the mean sign of the discriminator's "
+                                     "outputs on reals; 0 keeps the chance fixed")
+    augment_ramp: int = spec(low=1, recipe=True,
+                             doc="ADA: the real images over which the chance can move by 1")
     r1_gamma: float = spec(low=0.0, recipe=True, doc="0 turns the R1 penalty off")
     r1_every: int = spec(low=1, recipe=True,
                          doc="the R1 penalty on every this many steps, times this many")
@@ -143,6 +151,11 @@ class TrainParams:
     mixed_precision: str = spec(choices=SWITCH)
     distribute: str = spec(choices=("auto", "off"))
 
+    @property
+    def gated_augment(self) -> bool:
+        """Whether each policy applies to each image by chance rather than always."""
+        return self.augment_probability < 1 or self.augment_target > 0
+
     def validate(self) -> None:
         if self.loss in ("hinge", "relativistic") and self.label_noise > 0:
             raise ParamsError(f"train.label_noise: must be 0 with train.loss '{self.loss}', "
@@ -153,6 +166,14 @@ class TrainParams:
         if self.ema_bn_batches > 0 and self.ema == 0:
             raise ParamsError("train.ema_bn_batches: refreshes the moving average's statistics, "
                               "so it needs train.ema > 0; set it to 0")
+        if self.gated_augment and not self.augment:
+            raise ParamsError("train.augment_probability, train.augment_target: set how often "
+                              "train.augment's policies apply, so they need one; set "
+                              "train.augment or set them to 1 and 0")
+        if self.augment_target > 0 and self.loss == "relativistic":
+            raise ParamsError("train.augment_target: reads the sign of the discriminator's "
+                              "outputs on reals, which the relativistic loss leaves free; "
+                              "set it to 0 or pick another train.loss")
         if self.augment and self.pixel_range != "symmetric":
             raise ParamsError("train.augment: DiffAugment works on [-1, 1] images; set "
                               "train.pixel_range to 'symmetric' or train.augment to []")

@@ -12,6 +12,8 @@ import os
 from dcgan.errors import DataError, one_line
 
 COLUMNS = ("step", "d_loss", "g_loss", "d_real_accuracy", "d_fake_accuracy", "seconds")
+# Logged where the run has them: the chance each augmentation applies (train.augment_probability).
+OPTIONAL_COLUMNS = ("augment_probability",)
 
 
 def rows_to_csv(rows: list[dict]) -> str:

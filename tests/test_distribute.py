@@ -14,8 +14,12 @@ LEVERS = {"train__r1_gamma": 10.0, "train__r1_every": 1, "train__lecam_weight": 
 # The compact recipe as it is, but for a lazy R1 strong enough to show and growing over the run:
 # both compiled steps, and a weight that each replica reads from the step counter.
 LAZY_R1 = {"train__r1_gamma": 10.0, "train__r1_every": 2, "train__r1_gamma_growth": 3.0}
+# ADA sums the signs of the outputs on reals over both devices: six steps end mid-way through
+# its second interval, with the chance moved once and two steps' signs counted.
+ADA = {"train__augment_probability": 0.5, "train__augment_target": 0.6,
+       "train__augment_ramp": 128, "train__iterations": 6}
 CASES = {"chollet": ("chollet", {}), "levers": ("compact", LEVERS),
-         "lazy-r1": ("compact", LAZY_R1)}
+         "lazy-r1": ("compact", LAZY_R1), "ada": ("compact", ADA)}
 
 # Each tiny recipe trains on one device and on two; the losses must agree.
 CODE = """
@@ -26,8 +30,8 @@ from dcgan.params import parse_section
 images = np.random.default_rng(0).integers(0, 256, (64, 32, 32, 3), dtype=np.uint8)
 results = {{}}
 for case, (recipe, overrides) in {cases!r}.items():
-    params = tiny_params(recipe, model__dropout=0.0, train__iterations=4,
-                         train__deterministic=False, **overrides)
+    params = tiny_params(recipe, **{{"model__dropout": 0.0, "train__iterations": 4,
+                                     "train__deterministic": False, **overrides}})
     model, train = parse_section("model", params["model"]), parse_section("train", params["train"])
     for devices, strategy in ((1, tf.distribute.get_strategy()), (2, mirrored)):
         result = training.fit(images, model, train, {folder!r} + f"/{{case}}-{{devices}}", "d",
@@ -35,7 +39,9 @@ for case, (recipe, overrides) in {cases!r}.items():
         results[f"{{case}} {{devices}}"] = {{
             "devices": result.gan.engine.replicas,
             "losses": [[r["d_loss"], r["g_loss"]] for r in result.log_rows],
-            "anchors": result.gan.lecam_anchors.numpy().tolist()}}
+            "anchors": result.gan.lecam_anchors.numpy().tolist(),
+            "augment": (None if result.gan.augment_state is None
+                        else result.gan.augment_state.numpy().tolist())}}
 """
 
 # Float sums split over two devices add up in another order; nothing else differs.
@@ -52,8 +58,10 @@ def runs(tmp_path_factory):
 def test_two_devices_match_one_device(runs, case):
     one, two = runs[f"{case} 1"], runs[f"{case} 2"]
     assert one["devices"] == 1 and two["devices"] == 2
-    assert len(one["losses"]) == len(two["losses"]) == 4
+    assert len(one["losses"]) == len(two["losses"]) == CASES[case][1].get("train__iterations", 4)
     for first, second in zip(one["losses"], two["losses"]):
         assert first == pytest.approx(second, rel=TOLERANCE, abs=TOLERANCE)
     # The anchors are a hundredth of mean logits near zero, so their error is an absolute one.
     assert one["anchors"] == pytest.approx(two["anchors"], abs=1e-6)
+    # ADA's chance, its sum of signs and its count of reals are whole numbers of steps' reals.
+    assert one["augment"] == two["augment"]

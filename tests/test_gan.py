@@ -4,10 +4,10 @@ import numpy as np
 import pytest
 import tensorflow as tf
 
-from dcgan.augment import NOISE_DIM, diff_augment
+from dcgan.augment import GATED_POLICIES, GATES, NOISE_DIM, diff_augment
 from dcgan.dataset import make_dataset
 from dcgan.engine import resolve_engine
-from dcgan.gan import GAN, make_optimizer
+from dcgan.gan import ADA_INTERVAL, GAN, make_optimizer
 from dcgan.optimizers import Keras2RMSprop
 from dcgan.params import AUGMENT_POLICIES, parse_section
 from tiny import tiny_params
@@ -245,3 +245,84 @@ def test_the_training_step_augments_with_the_params_strengths():
     images = tf.random.uniform((4, 32, 32, 3), -1, 1, seed=0)
     noise = tf.random.uniform((4, NOISE_DIM), seed=1)
     np.testing.assert_allclose(gan._augment(images, noise).numpy(), images.numpy(), atol=1e-6)
+
+
+def test_each_policy_applies_to_each_image_where_its_gate_is_below_the_probability():
+    rng = np.random.default_rng(2)
+    images = tf.constant(rng.uniform(-1, 1, (16, 32, 32, 3)), tf.float32)
+    noise = rng.random((16, NOISE_DIM + GATES)).astype(np.float32)
+    probability = 0.5
+    # Every policy, in DiffAugment's order, on the images whose gate for it is below 0.5.
+    expected = images.numpy()
+    for policy in AUGMENT_POLICIES:
+        alone = diff_augment(tf.constant(expected), tf.constant(noise[:, :NOISE_DIM]), (policy,),
+                             0.125, 0.5).numpy()
+        applies = noise[:, NOISE_DIM + GATED_POLICIES.index(policy)] < probability
+        expected = np.where(applies[:, None, None, None], alone, expected)
+    gated = diff_augment(images, tf.constant(noise), AUGMENT_POLICIES, 0.125, 0.5,
+                         probability=probability).numpy()
+    np.testing.assert_array_equal(gated, expected)
+    assert not np.array_equal(gated, images.numpy())
+    every = diff_augment(images, tf.constant(noise[:, :NOISE_DIM]), AUGMENT_POLICIES, 0.125, 0.5)
+    assert not np.array_equal(gated, every.numpy())
+    # Chance 1 always applies, as no chance does; chance 0 never does.
+    for chance, same_as in ((1.0, every.numpy()), (0.0, images.numpy())):
+        out = diff_augment(images, tf.constant(noise), AUGMENT_POLICIES, 0.125, 0.5,
+                           probability=chance).numpy()
+        np.testing.assert_array_equal(out, same_as)
+
+
+def force_real_sign(gan, sign):
+    """Makes the discriminator output far to one side for every image: +1 above zero."""
+    last = gan.discriminator.layers[-1]
+    last.bias.assign(np.full(last.bias.shape, 100.0 * sign, np.float32))
+
+
+# r_t is the mean sign of the outputs on reals, signed so that + means "real": the book labels
+# reals 0, so outputs far below zero say "real" there.
+@pytest.mark.parametrize("name, loss, real_sign", [
+    ("compact", "nonsaturating", 1.0), ("compact", "hinge", 1.0), ("compact", "book", -1.0)])
+def test_ada_moves_the_chance_every_fourth_step_toward_its_target(name, loss, real_sign):
+    gan, model, train = build(name, train__loss=loss, train__label_noise=0.0,
+                              train__augment_probability=0.5, train__augment_target=0.6,
+                              train__augment_ramp=320, train__iterations=40)
+    data = batches(gan, model, train, white_images())
+    step = 4 * train.batch_size / 320  # four steps' reals over the ramp: 0.1
+    chances = []
+    for direction in (real_sign, -real_sign):
+        # Every real called real: r_t = 1 > 0.6, the chance rises; every real called fake:
+        # r_t = -1, it falls.
+        force_real_sign(gan, direction)
+        for _ in range(2 * ADA_INTERVAL):
+            gan.discriminator_step(next(data))
+            chances.append(float(gan.augment_state[0]))
+    assert ADA_INTERVAL == 4
+    expected = [0.5] * 3 + [0.5 + step] * 4 + [0.5 + 2 * step] + [0.5 + 2 * step] * 3 + [
+        0.5 + step] * 4 + [0.5]
+    np.testing.assert_allclose(chances, expected, atol=1e-6)
+
+
+def test_ada_keeps_the_chance_within_0_and_1():
+    gan, model, train = build("compact", train__augment_probability=0.95,
+                              train__augment_target=0.6, train__augment_ramp=8,
+                              train__iterations=40)
+    data = batches(gan, model, train, white_images())
+    for sign, bound in ((1.0, 1.0), (-1.0, 0.0)):
+        force_real_sign(gan, sign)
+        for _ in range(ADA_INTERVAL):
+            gan.discriminator_step(next(data))
+        assert float(gan.augment_state[0]) == bound
+
+
+def test_a_fixed_chance_never_moves_and_the_step_augments_with_it():
+    gan, model, train = build("compact", train__augment_probability=0.0, train__iterations=40)
+    assert not gan.augment_state.trainable
+    data = batches(gan, model, train, white_images())
+    force_real_sign(gan, 1.0)
+    for _ in range(2 * ADA_INTERVAL):
+        gan.discriminator_step(next(data))
+    assert float(gan.augment_state[0]) == 0.0
+    # With chance 0 the step's augmentation leaves every image as it was.
+    images = tf.random.uniform((4, 32, 32, 3), -1, 1, seed=0)
+    noise = tf.random.uniform((4, NOISE_DIM + GATES), seed=1)
+    np.testing.assert_array_equal(gan._augment(images, noise).numpy(), images.numpy())

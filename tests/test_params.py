@@ -111,6 +111,10 @@ def test_sections_are_frozen():
     ("train", "r2_gamma", -0.5, "train.r2_gamma: expected a number >= 0.0"),
     ("train", "augment_color", 2.5, "train.augment_color: expected a number >= 0.0 and <= 2.0"),
     ("train", "augment_cutout", 1.5, "train.augment_cutout: expected a number >= 0.0 and <= 1.0"),
+    ("train", "augment_probability", 1.5,
+     "train.augment_probability: expected a number >= 0.0 and <= 1.0"),
+    ("train", "augment_target", -0.1, "train.augment_target: expected a number >= 0.0 and <= 1.0"),
+    ("train", "augment_ramp", 0, "train.augment_ramp: expected an integer >= 1"),
     ("prepare", "md5", "abc", "prepare.md5: expected a string (32 lowercase hex digits)"),
     ("prepare", "class_name", "toad", "prepare.class_name: expected one of 'airplane'"),
     ("prepare", "holdout_fraction", 1.0, "prepare.holdout_fraction: expected a number"),
@@ -147,6 +151,13 @@ def test_bad_value_is_rejected_with_the_key_named(section, key, value, words):
     ({"train__consistency_weight": 1.0},
      r"train.consistency_weight: compares two augmentations of each image, so it needs "
      r"train.augment"),
+    ({"train__augment_probability": 0.5},
+     r"train.augment_probability, train.augment_target: set how often train.augment's"),
+    ({"train__augment_target": 0.6},
+     r"train.augment_probability, train.augment_target: set how often train.augment's"),
+    ({"train__augment": ["cutout"], "train__loss": "relativistic", "train__label_noise": 0.0,
+      "train__augment_target": 0.6},
+     r"train.augment_target: reads the sign of the discriminator's outputs on reals"),
     ({"train__ema_bn_batches": 4}, r"train.ema_bn_batches: refreshes the moving average's "
                                    r"statistics, so it needs train.ema > 0"),
 ])

@@ -16,6 +16,7 @@ import tensorflow as tf
 
 from dcgan import train_log, training
 from dcgan.artifacts import save_npz
+from dcgan.augment import GATES, NOISE_DIM
 from dcgan.cli import run
 from dcgan.dataset import make_dataset
 from dcgan.engine import resolve_engine
@@ -146,6 +147,27 @@ def test_mirror_flips_about_half_the_reals_and_leaves_every_other_draw_alone():
     assert all(np.array_equal(x, y) for x, y in zip(first, second))
 
 
+@pytest.mark.parametrize("consistency", [0.0, 1.0], ids=["plain", "bcr"])
+def test_gates_lengthen_each_augmentation_noise_and_leave_every_draw_as_it_was(consistency):
+    images = random_images()
+    _, plain = recipe("compact", train__consistency_weight=consistency)
+    _, gated = recipe("compact", train__consistency_weight=consistency,
+                      train__augment_probability=0.5)
+    for a, b in zip(make_dataset(images, plain, 8, 0), make_dataset(images, gated, 8, 0)):
+        assert sorted(a) == sorted(b)
+        gates = []
+        for name in a:
+            if name.startswith("aug_"):
+                assert b[name].shape == (plain.batch_size, NOISE_DIM + GATES)
+                assert np.array_equal(a[name], b[name][:, :NOISE_DIM]), name
+                gates.append(np.asarray(b[name][:, NOISE_DIM:]))
+            else:
+                assert np.array_equal(a[name], b[name]), name
+        # Each noise's gates are its own draw, not another's.
+        assert len({gate.tobytes() for gate in gates}) == len(gates) == 3 + 2 * (consistency > 0)
+        assert 0.2 < np.mean(np.concatenate(gates) < 0.5) < 0.8
+
+
 @pytest.mark.parametrize("name, overrides", [
     ("chollet", {}),
     ("compact", {}),
@@ -156,7 +178,11 @@ def test_mirror_flips_about_half_the_reals_and_leaves_every_other_draw_alone():
     # resumed run that counted from zero again would add the penalty on steps 4 and 6 instead
     # of 5, and weigh it as on step 1.
     ("compact", {"train__r1_gamma": 10.0, "train__r1_every": 2, "train__r1_gamma_growth": 3.0}),
-], ids=["chollet", "compact", "compact-lecam", "compact-lazy-r1"])
+    # ADA's chance and its count of reals since it last moved are state: a resumed run that
+    # started them afresh would move the chance on step 7, not on step 4.
+    ("compact", {"train__augment_probability": 0.5, "train__augment_target": 0.6,
+                 "train__augment_ramp": 64}),
+], ids=["chollet", "compact", "compact-lecam", "compact-lazy-r1", "compact-ada"])
 def test_six_steps_equal_three_then_resume_then_three(tmp_path, name, overrides):
     model, train = recipe(name, **overrides)
     fingerprint = "data"  # the training data's digest
@@ -166,11 +192,28 @@ def test_six_steps_equal_three_then_resume_then_three(tmp_path, name, overrides)
     resumed = training.fit(images, model, train, tmp_path / "b", fingerprint)
     assert resumed.resumed_from == 3
     assert [r["step"] for r in resumed.log_rows] == [1, 2, 3, 4, 5, 6]
+    assert whole.log_rows == [{**row, "seconds": left["seconds"]}
+                              for left, row in zip(whole.log_rows, resumed.log_rows)]
     for left, right in zip(whole.log_rows, resumed.log_rows):
         assert (left["d_loss"], left["g_loss"]) == (right["d_loss"], right["g_loss"])
     assert same(weights(whole.gan.sampler), weights(resumed.gan.sampler))
     assert sorted(resumed.snapshots) == [2, 4, 6]
     assert np.array_equal(whole.snapshots[6], resumed.snapshots[6])
+
+
+def test_the_train_log_records_the_augmentation_chance_where_it_is_not_always(tmp_path):
+    images = random_images()
+    model, train = recipe("compact", train__log_every=1)
+    plain = training.fit(images, model, train, tmp_path / "plain", "d")
+    assert all("augment_probability" not in row for row in plain.log_rows)
+    model, train = recipe("compact", train__log_every=1, train__augment_probability=0.5,
+                          train__augment_target=0.6, train__augment_ramp=64)
+    ada = training.fit(images, model, train, tmp_path / "ada", "d")
+    chances = [row["augment_probability"] for row in ada.log_rows]
+    # Moved by four steps' 32 reals over 64 on step 4, to one end or the other.
+    assert chances[:3] == [0.5] * 3 and chances[3] in (0.0, 1.0) and chances[3:] == [chances[3]] * 3
+    text = train_log.rows_to_csv(ada.log_rows)
+    assert text.splitlines()[0].endswith(",seconds,augment_probability")
 
 
 def test_gan_hook_changes_the_gan_before_its_first_step(tmp_path):
