@@ -131,11 +131,13 @@ def main() -> None:
     progress = progress_bar(total=train.iterations, unit="step", desc="train")
     started, lines = time.perf_counter(), LogLines(LOG_INTERVAL)
     for step in range(1, train.iterations + 1):
-        gan.step_fn(iterator)
+        metrics = gan.step_fn(iterator)
         progress.update(1)
         now = time.perf_counter()
         if lines.due(now):
-            print(f"train: step {step} of {train.iterations}, {now - started:.0f} s",
+            chance = ("" if "augment_probability" not in metrics
+                      else f", augment chance {float(metrics['augment_probability']):.3f}")
+            print(f"train: step {step} of {train.iterations}, {now - started:.0f} s{chance}",
                   file=sys.stderr, flush=True)
         if averages:
             weights = [variable.numpy() for variable in gan.generator.variables]
