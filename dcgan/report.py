@@ -97,6 +97,8 @@ def write_reports(samples, training_images, reference, models_dir: Path, recipe:
                "d_loss": float(last["d_loss"]), "g_loss": float(last["g_loss"]),
                "num_samples": len(samples), "swd_draws": scores["swd_draws"],
                "swd_draw_size": scores["swd_draw_size"], "train_seconds": recipe["seconds"]}
+    if "augment_probability" in losses.columns:
+        results["augment_probability"] = float(last["augment_probability"])
 
     count = params.grid_size ** 2
     nearest_count = min(len(samples), 4 * params.grid_size)

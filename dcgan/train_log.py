@@ -34,7 +34,8 @@ def csv_to_rows(text: str) -> list[dict]:
 
 
 def read_train_log(path: str | os.PathLike):
-    """Reads the train stage's log as a pandas DataFrame with exactly COLUMNS.
+    """Reads the train stage's log as a pandas DataFrame with COLUMNS, then those of
+    OPTIONAL_COLUMNS the log has.
 
     Raises:
         DataError: the log is missing, unreadable, empty or lacks a column.
@@ -51,4 +52,5 @@ def read_train_log(path: str | os.PathLike):
     if missing or frame.empty:
         raise DataError(f"{path}: expected rows with columns {', '.join(COLUMNS)}, "
                         f"found {len(frame)} rows and columns {', '.join(frame.columns)}")
-    return frame[list(COLUMNS)]
+    return frame[list(COLUMNS) + [column for column in OPTIONAL_COLUMNS
+                                  if column in frame.columns]]

@@ -78,6 +78,7 @@ def test_stage_writes_every_report_with_floors(workspace):
         assert key in scores and key in scores["floor"]
     assert scores["fid"] is None and scores["inception"].startswith("off")
     assert scores["num_samples"] == 30 and scores["g_loss"] == 0.8
+    assert "augment_probability" not in scores
     assert scores["swd_32"] > 0 and scores["floor"]["swd_32"] > 0
     # 30 samples in draws of 8: the mean over three draws, with its standard error.
     assert scores["swd_draws"] == 3 and scores["swd_draw_size"] == 8
@@ -87,6 +88,16 @@ def test_stage_writes_every_report_with_floors(workspace):
     from PIL import Image
     assert Image.open(reports / "samples.png").size == (2 * (4 * 34 + 2),) * 2
     assert (reports / "losses.csv").read_text().splitlines()[0] == LOG.splitlines()[0]
+
+
+def test_the_augmentation_chance_reaches_the_losses_and_the_metrics(workspace):
+    log = LOG.splitlines()
+    (workspace / "models" / "train_log.csv").write_text(
+        f"{log[0]},augment_probability\n{log[1]},0.25\n{log[2]},0.5\n")
+    assert run_evaluate(workspace) == 0
+    reports = workspace / "reports"
+    assert (reports / "losses.csv").read_text().splitlines()[0].endswith(",augment_probability")
+    assert json.loads((reports / "metrics.json").read_text())["augment_probability"] == 0.5
 
 
 def test_report_links_only_files_that_exist(workspace):
