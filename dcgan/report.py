@@ -10,7 +10,7 @@ from dcgan.errors import DataError
 from dcgan.evaluation import METRICS, evaluate
 from dcgan.params import EvaluateParams
 from dcgan.snapshots import read_snapshots
-from dcgan.train_log import read_train_log
+from dcgan.train_log import OPTIONAL_COLUMNS, read_train_log
 
 RECIPE_KEYS = (
     ("model", "architecture"), ("model", "width"), ("model", "latent_dim"),
@@ -97,8 +97,9 @@ def write_reports(samples, training_images, reference, models_dir: Path, recipe:
                "d_loss": float(last["d_loss"]), "g_loss": float(last["g_loss"]),
                "num_samples": len(samples), "swd_draws": scores["swd_draws"],
                "swd_draw_size": scores["swd_draw_size"], "train_seconds": recipe["seconds"]}
-    if "augment_probability" in losses.columns:
-        results["augment_probability"] = float(last["augment_probability"])
+    for column in OPTIONAL_COLUMNS:
+        if column in losses.columns:
+            results[column] = float(last[column])
 
     count = params.grid_size ** 2
     nearest_count = min(len(samples), 4 * params.grid_size)
