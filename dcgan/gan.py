@@ -283,7 +283,7 @@ class GAN:
         signs = context.all_reduce(tf.distribute.ReduceOp.SUM,
                                    tf.reduce_sum(tf.sign(real_logits)))
         probability = self.augment_state[0]
-        total = self.augment_state[1] + tf.stop_gradient(signs)
+        total = self.augment_state[1] + signs
         count = self.augment_state[2] + params.batch_size
         due = count >= ADA_INTERVAL * params.batch_size
         moved = tf.clip_by_value(
