@@ -1,13 +1,17 @@
 """What each SWD level rewards: real images, blurred, sharpened, noised or flipped, scored.
 
     python bench/swd_sensitivity.py [--prepared data/prepared] [--draws 4] [--size 1000]
-                                    [--params params.yaml]
+                                    [--samples data/samples/samples.npz] [--params params.yaml]
 
 Takes the evaluate stage's floor draws of the training images in --prepared, alters every
 image of them in one known way, and scores each altered set against the reference set with
 the evaluate stage's SWD. The unaltered row is the floor that reports print. The rows say how
 far a known flaw moves each level, and which way: a level that an altered set scores below
 the floor rewards that flaw, so a generated set under the floor there is no proof of quality.
+
+With --samples, the draws are disjoint sets of --size generated samples instead, as the
+evaluate stage draws them: a row that scores below the unaltered one at both levels names a
+flaw of the generator's (too sharp, say, if a blur helps).
 """
 
 from __future__ import annotations
@@ -52,12 +56,16 @@ def noised(images: np.ndarray, sd: float, seed: int) -> np.ndarray:
 
 # (name, function of a uint8 image batch and a seed)
 ALTERATIONS = (
-    ("none (the floor)", lambda images, seed: images),
+    ("none", lambda images, seed: images),
     ("left-right flip", lambda images, seed: images[:, :, ::-1]),
+    ("Gaussian blur, radius 0.3 px",
+     lambda images, seed: per_image(images, lambda i: i.filter(ImageFilter.GaussianBlur(0.3)))),
     ("Gaussian blur, radius 0.5 px",
      lambda images, seed: per_image(images, lambda i: i.filter(ImageFilter.GaussianBlur(0.5)))),
     ("Gaussian blur, radius 1 px",
      lambda images, seed: per_image(images, lambda i: i.filter(ImageFilter.GaussianBlur(1)))),
+    ("unsharp mask, radius 1 px, 25 %", lambda images, seed: per_image(
+        images, lambda i: i.filter(ImageFilter.UnsharpMask(1, 25, 0)))),
     ("unsharp mask, radius 1 px, 50 %", lambda images, seed: per_image(
         images, lambda i: i.filter(ImageFilter.UnsharpMask(1, 50, 0)))),
     ("noise, sd 2 of 255", lambda images, seed: noised(images, 2.0, seed)),
@@ -72,14 +80,19 @@ def main() -> None:
     parser.add_argument("--prepared", type=Path, default=Path("data/prepared"))
     parser.add_argument("--draws", type=int, default=4)
     parser.add_argument("--size", type=int, default=1000)
+    parser.add_argument("--samples", type=Path, help="alter these generated samples instead")
     parser.add_argument("--params", type=Path, default=Path("params.yaml"))
     args = parser.parse_args()
     (params,) = load_sections(args.params, "evaluate")
     reference = load_images(args.prepared / "test.npz")
-    draws = floor_draws(load_images(args.prepared / "train.npz"), args.draws, args.size,
-                        params.seed)
-    print(f"\n{args.draws} draws of {args.size} training images, each altered, against "
-          f"{len(reference)} reference images ({args.prepared}); mean ± standard error\n")
+    if args.samples:
+        samples = load_images(args.samples, min_count=args.draws * args.size)
+        draws = [samples[i * args.size:(i + 1) * args.size] for i in range(args.draws)]
+    else:
+        draws = floor_draws(load_images(args.prepared / "train.npz"), args.draws, args.size,
+                            params.seed)
+    print(f"\n{args.draws} draws of {args.size} images from {args.samples or args.prepared}, "
+          f"each altered, against {len(reference)} reference images; mean ± standard error\n")
     print("| alteration | " + " | ".join(f"SWD {level}" for level in metrics.SWD_LEVELS) + " |")
     print("| --- |" + " ---: |" * len(metrics.SWD_LEVELS))
     for name, alter in ALTERATIONS:
