@@ -5,9 +5,10 @@
 
 Takes the evaluate stage's floor draws of the training images in --prepared, alters every
 image of them in one known way, and scores each altered set against the reference set with
-the evaluate stage's SWD. The unaltered row is the floor that reports print. The rows say how
-far a known flaw moves each level, and which way: a level that an altered set scores below
-the floor rewards that flaw, so a generated set under the floor there is no proof of quality.
+the evaluate stage's SWD. The unaltered row is the floor, over --draws draws where reports
+average ten. The rows say how far a known flaw moves each level, and which way: a level that
+an altered set scores below the floor rewards that flaw, so a generated set under the floor
+there is no proof of quality.
 
 With --samples, the draws are disjoint sets of --size generated samples instead, as the
 evaluate stage draws them: a row that scores below the unaltered one at both levels names a
