@@ -31,7 +31,7 @@ from PIL import Image, ImageFilter  # noqa: E402
 
 from dcgan import metrics  # noqa: E402
 from dcgan.artifacts import load_images  # noqa: E402
-from dcgan.evaluation import floor_draws  # noqa: E402
+from dcgan.evaluation import _swd_scores, floor_draws  # noqa: E402
 from dcgan.params import load_sections  # noqa: E402
 
 
@@ -97,16 +97,11 @@ def main() -> None:
     print("| alteration | " + " | ".join(f"SWD {level}" for level in metrics.SWD_LEVELS) + " |")
     print("| --- |" + " ---: |" * len(metrics.SWD_LEVELS))
     for name, alter in ALTERATIONS:
-        altered = [alter(draw, index) for index, draw in enumerate(draws)]
-        swds = metrics.sliced_wasserstein_distances(
-            altered, reference, patches_per_image=params.swd_patches_per_image,
-            num_projections=params.swd_projections, seed=params.seed)
-        cells = []
-        for level in metrics.SWD_LEVELS:
-            values = np.array([swd[level] for swd in swds])
-            error = values.std(ddof=1) / np.sqrt(len(values)) if len(values) > 1 else 0.0
-            cells.append(f"{values.mean():.2f} ± {error:.2f}")
-        print(f"| {name} | " + " | ".join(cells) + " |", flush=True)
+        scores = _swd_scores([alter(draw, index) for index, draw in enumerate(draws)],
+                             reference, params)
+        print(f"| {name} | " + " | ".join(
+            f"{scores[f'swd_{level}']:.2f} ± {scores[f'swd_{level}_error'] or 0:.2f}"
+            for level in metrics.SWD_LEVELS) + " |", flush=True)
     print(f"\n{os.cpu_count()} cores")
 
 
