@@ -34,18 +34,20 @@ from dcgan.params import load_sections  # noqa: E402
 PATCH_SIZE = 7  # the evaluate stage's, metrics.sliced_wasserstein_distances' default
 
 
-def swd_at_level(draws, reference, params, level: int, reference_seed: int, sample_seed: int,
-                 direction_seed: int) -> float:
-    """The mean SWD of `draws` at one pyramid level, each random part from its own seed."""
-    count = params.swd_patches_per_image
-    reference_descriptors = metrics._patch_descriptors(reference, level, count, PATCH_SIZE,
-                                                       reference_seed)
+def descriptors(images, params, level: int, seed: int) -> np.ndarray:
+    return metrics._patch_descriptors(images, level, params.swd_patches_per_image, PATCH_SIZE,
+                                      seed)
+
+
+def mean_swd(reference_descriptors, draw_descriptors, params, level: int,
+             direction_seed: int) -> float:
+    """The mean SWD over the draws' descriptors, projected on directions from their own seed."""
     directions = metrics._directions(params.swd_projections, reference_descriptors.shape[1],
                                      np.random.default_rng([direction_seed, level, 1]))
     sorted_reference = metrics._sorted_projections(reference_descriptors, directions)
-    return float(np.mean([1e3 * metrics._sliced_wasserstein(metrics._sorted_projections(
-        metrics._patch_descriptors(draw, level, count, PATCH_SIZE, sample_seed), directions),
-        sorted_reference) for draw in draws]))
+    return float(np.mean([1e3 * metrics._sliced_wasserstein(
+        metrics._sorted_projections(draw, directions), sorted_reference)
+        for draw in draw_descriptors]))
 
 
 def spread(values: list[float]) -> str:
@@ -83,11 +85,15 @@ def main() -> None:
     print("| level | reference's patches | samples' patches | directions |")
     print("| --- | --- | --- | --- |")
     for level, resolution in enumerate(metrics.SWD_LEVELS):
-        seeds = range(args.seeds)
-        fixed = params.seed
-        rows = [[swd_at_level(draws, reference, params, level, s, fixed, fixed) for s in seeds],
-                [swd_at_level(draws, reference, params, level, fixed, s, fixed) for s in seeds],
-                [swd_at_level(draws, reference, params, level, fixed, fixed, s) for s in seeds]]
+        seeds, fixed = range(args.seeds), params.seed
+        # The parts kept at evaluate.seed are cut once and serve all three rows.
+        reference_kept = descriptors(reference, params, level, fixed)
+        draws_kept = [descriptors(draw, params, level, fixed) for draw in draws]
+        rows = [[mean_swd(descriptors(reference, params, level, s), draws_kept, params, level,
+                          fixed) for s in seeds],
+                [mean_swd(reference_kept, [descriptors(draw, params, level, s) for draw in draws],
+                          params, level, fixed) for s in seeds],
+                [mean_swd(reference_kept, draws_kept, params, level, s) for s in seeds]]
         print(f"| SWD {resolution} | " + " | ".join(spread(row) for row in rows) + " |",
               flush=True)
     print(f"\n{os.cpu_count()} cores")
