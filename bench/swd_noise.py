@@ -1,13 +1,14 @@
-"""How much SWD moves with the draw of images alone: one trained generator, many draws.
+"""How much SWD moves from one draw of images to the next: one trained generator, many draws.
 
     python bench/swd_noise.py [--models models] [--prepared data/prepared] [--draws 6]
                               [--size 1000] [--params params.yaml]
 
 Draws --draws sets of --size samples from the trained generator in --models (sample seeds
 0, 1, ...) and as many of the evaluate stage's floor draws of the training images in
---prepared, and scores each against the reference set with the evaluate stage's SWD. Prints
-every draw, the spread of single draws and the standard error of their mean: what decides how
-many draws the evaluate stage averages (evaluate.swd_draw_size, sample.num_samples).
+--prepared, and scores each against the reference set with the evaluate stage's SWD, each
+draw with its own patches and projection directions as there. Prints every draw, the spread
+of single draws and the standard error of their mean: what decides how many draws the
+evaluate stage averages (evaluate.swd_draw_size, sample.num_samples).
 """
 
 from __future__ import annotations

@@ -45,7 +45,8 @@ def floor_draws(training_images: np.ndarray, count: int, size: int, seed: int) -
 def _swd_scores(draws: list[np.ndarray], reference: np.ndarray, params: EvaluateParams) -> dict:
     # The mean over the draws and its standard error: SWD 16 of a thousand images moves by
     # about a sixth of its value from one draw to the next (bench/swd_noise.py), so a single
-    # draw cannot tell two runs apart.
+    # draw cannot tell two runs apart. Each draw cuts its own patches and projects them on its
+    # own directions, against every patch of the reference, so the error holds those choices.
     swds = metrics.sliced_wasserstein_distances(
         draws, reference, patches_per_image=params.swd_patches_per_image,
         num_projections=params.swd_projections, seed=params.seed)

@@ -178,22 +178,27 @@ def reconstruct_laplacian_pyramid(pyramid: list[np.ndarray]) -> np.ndarray:
 
 
 def _patch_descriptors(
-    images: np.ndarray, level: int, count: int, patch_size: int, seed: int
+    images: np.ndarray, level: int, patch_size: int, count: int | None = None,
+    rng: np.random.Generator | None = None,
 ) -> np.ndarray:
-    """Random patches of one pyramid level, each normalised on its own, as float32 rows."""
-    resolution = images.shape[1] >> level
-    # Positions depend only on the seed and level, so the same images give the same patches.
-    rng = np.random.default_rng([seed, level, 0])
-    corners = rng.integers(0, resolution - patch_size + 1, size=(len(images), count, 2))
-    descriptors = np.empty((len(images) * count, patch_size * patch_size * 3), np.float32)
+    """Patches of one pyramid level, each normalised on its own, as float32 rows.
+
+    `count` patches per image at positions drawn from `rng`, or every patch of every image when
+    `count` is None.
+    """
+    span = (images.shape[1] >> level) - patch_size + 1
+    per_image = span * span if count is None else count
+    corners = None if count is None else rng.integers(0, span, size=(len(images), count, 2))
+    descriptors = np.empty((len(images) * per_image, patch_size * patch_size * 3), np.float32)
     for start in range(0, len(images), IMAGE_CHUNK):
         chunk = laplacian_pyramid(images[start:start + IMAGE_CHUNK] / np.float32(255))[level]
-        # A window view indexed by corner gathers whole patches, (N, count, C, size, size).
+        # A window view (N, span, span, C, size, size); by corner, (N, count, C, size, size).
         windows = np.lib.stride_tricks.sliding_window_view(chunk, (patch_size, patch_size), (1, 2))
-        rows, columns = corners[start:start + IMAGE_CHUNK].transpose(2, 0, 1)
-        patches = windows[np.arange(len(chunk))[:, None], rows, columns]
-        patches = _normalize_patches(patches.reshape(len(chunk) * count, -1))
-        descriptors[start * count:(start + len(chunk)) * count] = patches
+        if corners is not None:
+            rows, columns = corners[start:start + IMAGE_CHUNK].transpose(2, 0, 1)
+            windows = windows[np.arange(len(chunk))[:, None], rows, columns]
+        descriptors[start * per_image:(start + len(chunk)) * per_image] = _normalize_patches(
+            windows.reshape(len(chunk) * per_image, -1))
     return descriptors
 
 
@@ -227,24 +232,24 @@ def _directions(num_projections: int, size: int, rng: np.random.Generator) -> np
     return (directions / np.linalg.norm(directions, axis=1, keepdims=True)).astype(np.float32)
 
 
-def _sorted_projections(descriptors: np.ndarray, directions: np.ndarray) -> list[np.ndarray]:
-    # Chunks of projections bound the working memory to (chunk, N) floats at a time.
-    chunks = []
+def _sorted_projections(descriptors: np.ndarray, directions: np.ndarray) -> np.ndarray:
+    projected = directions @ descriptors.T
+    projected.sort(axis=1)
+    return projected
+
+
+def _sliced_wasserstein(descriptors_a: np.ndarray, descriptors_b: np.ndarray,
+                        directions: np.ndarray) -> float:
+    """The mean gap between the sorted projections of two sets of rows on `directions`."""
+    length = min(len(descriptors_a), len(descriptors_b))
+    total = 0.0
+    # Chunks of directions bound the working memory to (chunk, rows) floats at a time.
     for start in range(0, len(directions), PROJECTION_CHUNK):
-        projected = directions[start:start + PROJECTION_CHUNK] @ descriptors.T
-        projected.sort(axis=1)
-        chunks.append(projected)
-    return chunks
-
-
-def _sliced_wasserstein(sorted_a: list[np.ndarray], sorted_b: list[np.ndarray]) -> float:
-    length = min(sorted_a[0].shape[1], sorted_b[0].shape[1])
-    total, count = 0.0, 0
-    for chunk_a, chunk_b in zip(sorted_a, sorted_b):
-        gaps = _resample_sorted(chunk_a, length) - _resample_sorted(chunk_b, length)
+        chunk = directions[start:start + PROJECTION_CHUNK]
+        gaps = (_resample_sorted(_sorted_projections(descriptors_a, chunk), length)
+                - _resample_sorted(_sorted_projections(descriptors_b, chunk), length))
         total += float(np.abs(gaps, dtype=np.float64).sum())
-        count += len(chunk_a)
-    return total / (length * count)
+    return total / (length * len(directions))
 
 
 def _check_swd_args(patches_per_image: int, num_projections: int, patch_size: int,
@@ -265,8 +270,10 @@ def sliced_wasserstein_distances(
 ) -> list[dict[int, float]]:
     """sliced_wasserstein_distance of each of `image_sets` against the same `reference`.
 
-    Every set is measured with the same patch positions and projections, so that the values
-    differ only by the images; the reference's sorted projections are computed once.
+    The reference is cut into every patch it has, once per level. Each set draws its own patch
+    positions and projection directions from `seed`, the level and its index in the list, so
+    the sets are independent estimates: the spread of their values holds what the choice of
+    patches and directions adds, and a set's value depends only on its images and its index.
     """
     _check_swd_args(patches_per_image, num_projections, patch_size, seed)
     for index, images in enumerate(image_sets):
@@ -279,17 +286,14 @@ def sliced_wasserstein_distances(
         )
     distances = [{} for _ in image_sets]
     for level, resolution in enumerate(SWD_LEVELS):
-        reference_descriptors = _patch_descriptors(reference, level, patches_per_image,
-                                                   patch_size, seed)
-        rng = np.random.default_rng([seed, level, 1])
-        directions = _directions(num_projections, reference_descriptors.shape[1], rng)
-        sorted_reference = _sorted_projections(reference_descriptors, directions)
-        del reference_descriptors
-        for images, distance in zip(image_sets, distances):
-            descriptors = _patch_descriptors(images, level, patches_per_image, patch_size, seed)
+        reference_descriptors = _patch_descriptors(reference, level, patch_size)
+        for index, (images, distance) in enumerate(zip(image_sets, distances)):
+            rng = np.random.default_rng([seed, level, index])
+            descriptors = _patch_descriptors(images, level, patch_size, patches_per_image, rng)
+            directions = _directions(num_projections, descriptors.shape[1], rng)
             distance[resolution] = 1e3 * _sliced_wasserstein(
-                _sorted_projections(descriptors, directions), sorted_reference)
-            logger.debug("SWD at %d: %.3f", resolution, distance[resolution])
+                descriptors, reference_descriptors, directions)
+            logger.debug("SWD at %d of set %d: %.3f", resolution, index, distance[resolution])
     return distances
 
 
@@ -299,14 +303,16 @@ def sliced_wasserstein_distance(
 ) -> dict[int, float]:
     """Multi-scale sliced Wasserstein distance (Karras et al. 2018), times 1e3, per pyramid level.
 
-    Takes `patches_per_image` random patch_size x patch_size x 3 patches per image from the
-    32 band and the 16 low-pass level of a Laplacian pyramid (pixels in [0, 1]), normalises
-    each patch by its own mean and std as TF-GAN's sliced_wasserstein_distance does, projects
-    both sets on the same random unit directions and averages the gaps between sorted
-    projections (matched quantiles when the sets differ in size). Karras et al.'s code
-    normalises each colour channel over the whole set of patches instead, so values compare
-    with TF-GAN's, not theirs, though they are multiplied by 1e3, the scale Karras et al.
-    report. Returns {32: swd, 16: swd}.
+    Takes `patches_per_image` random patch_size x patch_size x 3 patches per image of
+    `images_a`, and every such patch of `images_b`, from the 32 band and the 16 low-pass level
+    of a Laplacian pyramid (pixels in [0, 1]); normalises each patch by its own mean and std as
+    TF-GAN's sliced_wasserstein_distance does, projects both sets on the same random unit
+    directions and averages the gaps between sorted projections (matched quantiles, as the sets
+    differ in size). `images_b` is the reference: cut at every position, its patches carry no
+    chance of their own, so that only the draw of `images_a`'s patches and of the directions,
+    fixed by `seed`, moves the value. Karras et al.'s code normalises each colour channel over
+    the whole set of patches instead, so values compare with TF-GAN's, not theirs, though they
+    are multiplied by 1e3, the scale Karras et al. report. Returns {32: swd, 16: swd}.
     """
     check_images(images_a, "sliced_wasserstein_distance images_a")
     check_images(images_b, "sliced_wasserstein_distance images_b")

@@ -179,6 +179,15 @@ def test_swd_is_the_mean_over_disjoint_draws_beside_as_many_draws_of_training_im
             assert scores[part][f"swd_{level}_error"] > 0
 
 
+def test_the_swd_error_holds_the_spread_of_patches_and_directions():
+    # Three draws of the same images differ only in their patches and directions, and the
+    # standard error shows it; the reference's patches add none, as it is cut everywhere.
+    params = parse_section("evaluate", {**TINY["evaluate"], "swd_draw_size": 4})
+    samples = np.concatenate([images(4, 0)] * 3)
+    scores = evaluate(samples, images(40, 1), images(10, 2), params)["generated"]
+    assert scores["swd_32_error"] > 0 and scores["swd_16_error"] > 0
+
+
 def test_a_single_draw_has_no_standard_error():
     params = parse_section("evaluate", {**TINY["evaluate"], "swd_draw_size": 100})
     scores = evaluate(images(12, 0), images(40, 1), images(10, 2), params)
