@@ -35,7 +35,8 @@ SWD_LEVELS = (32, 16)
 # divided by its own standard deviation with nothing added, as TF-GAN does.
 FLAT_PATCH_STD = 1e-6
 PROJECTION_CHUNK = 64
-IMAGE_CHUNK = 1000
+# Patches are cut this many rows at a time, so that the copies made on the way stay small.
+PATCH_CHUNK = 1 << 16
 PAIR_CHUNK = 1024
 
 
@@ -190,12 +191,13 @@ def _patch_descriptors(
     per_image = span * span if count is None else count
     corners = None if count is None else rng.integers(0, span, size=(len(images), count, 2))
     descriptors = np.empty((len(images) * per_image, patch_size * patch_size * 3), np.float32)
-    for start in range(0, len(images), IMAGE_CHUNK):
-        chunk = laplacian_pyramid(images[start:start + IMAGE_CHUNK] / np.float32(255))[level]
+    step = max(1, PATCH_CHUNK // per_image)
+    for start in range(0, len(images), step):
+        chunk = laplacian_pyramid(images[start:start + step] / np.float32(255))[level]
         # A window view (N, span, span, C, size, size); by corner, (N, count, C, size, size).
         windows = np.lib.stride_tricks.sliding_window_view(chunk, (patch_size, patch_size), (1, 2))
         if corners is not None:
-            rows, columns = corners[start:start + IMAGE_CHUNK].transpose(2, 0, 1)
+            rows, columns = corners[start:start + step].transpose(2, 0, 1)
             windows = windows[np.arange(len(chunk))[:, None], rows, columns]
         descriptors[start * per_image:(start + len(chunk)) * per_image] = _normalize_patches(
             windows.reshape(len(chunk) * per_image, -1))

@@ -248,6 +248,18 @@ def test_patches_are_normalised_by_their_own_deviation_and_flat_ones_become_zero
     np.testing.assert_array_equal(metrics._normalize_patches(flat), 0)
 
 
+def test_patches_cut_in_chunks_equal_patches_cut_at_once(monkeypatch):
+    images = structured_images(5, seed=23)
+    whole = [metrics._patch_descriptors(images, 0, 7),
+             metrics._patch_descriptors(images, 1, 7, 300, np.random.default_rng(24))]
+    # One image (676 patches) per chunk at 32, two (300 patches each) at 16.
+    monkeypatch.setattr(metrics, "PATCH_CHUNK", 700)
+    chunked = [metrics._patch_descriptors(images, 0, 7),
+               metrics._patch_descriptors(images, 1, 7, 300, np.random.default_rng(24))]
+    for expected, found in zip(whole, chunked):
+        np.testing.assert_array_equal(found, expected)
+
+
 def test_each_of_several_sets_draws_its_own_patches_and_directions():
     reference = structured_images(30, seed=15)
     images, other = structured_images(12, seed=16), structured_images(20, seed=17)
