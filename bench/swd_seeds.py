@@ -59,9 +59,8 @@ def main() -> None:
     errors = {column: [] for column in columns}
     for seed in range(args.seeds):
         seeded = dataclasses.replace(params, seed=seed)
-        scores = {"samples": _swd_scores(draws, reference, seeded),
-                  "floor": _swd_scores(floor_draws(training_images, count, size, seed),
-                                       reference, seeded)}
+        scores = dict(zip(("samples", "floor"), _swd_scores(
+            [draws, floor_draws(training_images, count, size, seed)], reference, seeded)))
         for part, level in columns:
             means[part, level].append(scores[part][f"swd_{level}"])
             errors[part, level].append(scores[part][f"swd_{level}_error"])

@@ -97,8 +97,8 @@ def main() -> None:
     print("| alteration | " + " | ".join(f"SWD {level}" for level in metrics.SWD_LEVELS) + " |")
     print("| --- |" + " ---: |" * len(metrics.SWD_LEVELS))
     for name, alter in ALTERATIONS:
-        scores = _swd_scores([alter(draw, index) for index, draw in enumerate(draws)],
-                             reference, params)
+        (scores,) = _swd_scores([[alter(draw, index) for index, draw in enumerate(draws)]],
+                                reference, params)
         print(f"| {name} | " + " | ".join(
             f"{scores[f'swd_{level}']:.2f} ± {scores[f'swd_{level}_error'] or 0:.2f}"
             for level in metrics.SWD_LEVELS) + " |", flush=True)

@@ -42,21 +42,31 @@ def floor_draws(training_images: np.ndarray, count: int, size: int, seed: int) -
         len(training_images), size, replace=False))] for i in range(count)]
 
 
-def _swd_scores(draws: list[np.ndarray], reference: np.ndarray, params: EvaluateParams) -> dict:
+def _swd_scores(parts: list[list[np.ndarray]], reference: np.ndarray,
+                params: EvaluateParams) -> list[dict]:
+    """SWD's mean over the draws of each part (a list of draws) and its standard error.
+
+    Draw i of every part is scored as draw i, on its patch positions and directions.
+    """
     # The mean over the draws and its standard error: SWD 16 of a thousand images moves by
     # about a sixth of its value from one draw to the next (bench/swd_noise.py), so a single
     # draw cannot tell two runs apart. Each draw cuts its own patches and projects them on its
     # own directions, against every patch of the reference, so the error holds those choices.
     swds = metrics.sliced_wasserstein_distances(
-        draws, reference, patches_per_image=params.swd_patches_per_image,
-        num_projections=params.swd_projections, seed=params.seed)
-    scores = {}
-    for resolution in metrics.SWD_LEVELS:
-        values = np.array([swd[resolution] for swd in swds])
-        scores[f"swd_{resolution}"] = float(values.mean())
-        scores[f"swd_{resolution}_error"] = (
-            float(values.std(ddof=1) / np.sqrt(len(values))) if len(values) > 1 else None)
-    return scores
+        [draw for draws in parts for draw in draws], reference,
+        patches_per_image=params.swd_patches_per_image, num_projections=params.swd_projections,
+        seed=params.seed, draws=[index for draws in parts for index in range(len(draws))])
+    results = []
+    for draws in parts:
+        part, swds = swds[:len(draws)], swds[len(draws):]
+        scores = {}
+        for resolution in metrics.SWD_LEVELS:
+            values = np.array([swd[resolution] for swd in part])
+            scores[f"swd_{resolution}"] = float(values.mean())
+            scores[f"swd_{resolution}_error"] = (
+                float(values.std(ddof=1) / np.sqrt(len(values))) if len(values) > 1 else None)
+        results.append(scores)
+    return results
 
 
 def _inception_scores(images: np.ndarray, reference_features, inception_model,
@@ -105,8 +115,12 @@ def evaluate(samples: np.ndarray, training_images: np.ndarray, reference: np.nda
     count, size = draws_of(len(samples), min(params.swd_draw_size, len(training_images)))
     logger.info("scoring %d samples against %d reference images, SWD over %d draws of %d",
                 len(samples), len(reference), count, size)
+    # Samples and training images draw by draw, so each draw projects the reference once.
+    generated_swd, floor_swd = _swd_scores(
+        [[samples[i * size:(i + 1) * size] for i in range(count)],
+         floor_draws(training_images, count, size, params.seed)], reference, params)
     generated = {
-        **_swd_scores([samples[i * size:(i + 1) * size] for i in range(count)], reference, params),
+        **generated_swd,
         **_inception_scores(samples, reference_features, inception_model, params),
         "memorisation": _mean_nearest_distance(samples, training_images),
         "diversity": metrics.mean_pairwise_distance(samples, seed=params.seed),
@@ -114,7 +128,7 @@ def evaluate(samples: np.ndarray, training_images: np.ndarray, reference: np.nda
     logger.info("scoring training images, the floor")
     picks = np.random.default_rng(params.seed).permutation(len(training_images))[:len(samples)]
     floor = {
-        **_swd_scores(floor_draws(training_images, count, size, params.seed), reference, params),
+        **floor_swd,
         **_inception_scores(training_images[np.sort(picks)], reference_features,
                             inception_model, params),
         "memorisation": _mean_nearest_distance(reference, training_images),

@@ -240,18 +240,21 @@ def _sorted_projections(descriptors: np.ndarray, directions: np.ndarray) -> np.n
     return projected
 
 
-def _sliced_wasserstein(descriptors_a: np.ndarray, descriptors_b: np.ndarray,
-                        directions: np.ndarray) -> float:
-    """The mean gap between the sorted projections of two sets of rows on `directions`."""
-    length = min(len(descriptors_a), len(descriptors_b))
-    total = 0.0
+def _sliced_wasserstein(sets: list[np.ndarray], reference: np.ndarray,
+                        directions: np.ndarray) -> list[float]:
+    """The mean gap between the sorted projections of each of `sets` (descriptor rows) and
+    those of `reference` on `directions`; the reference is projected once for all of them."""
+    lengths = [min(len(descriptors), len(reference)) for descriptors in sets]
+    totals = [0.0] * len(sets)
     # Chunks of directions bound the working memory to (chunk, rows) floats at a time.
     for start in range(0, len(directions), PROJECTION_CHUNK):
         chunk = directions[start:start + PROJECTION_CHUNK]
-        gaps = (_resample_sorted(_sorted_projections(descriptors_a, chunk), length)
-                - _resample_sorted(_sorted_projections(descriptors_b, chunk), length))
-        total += float(np.abs(gaps, dtype=np.float64).sum())
-    return total / (length * len(directions))
+        sorted_reference = _sorted_projections(reference, chunk)
+        for index, (descriptors, length) in enumerate(zip(sets, lengths)):
+            gaps = (_resample_sorted(_sorted_projections(descriptors, chunk), length)
+                    - _resample_sorted(sorted_reference, length))
+            totals[index] += float(np.abs(gaps, dtype=np.float64).sum())
+    return [total / (length * len(directions)) for total, length in zip(totals, lengths)]
 
 
 def _check_swd_args(patches_per_image: int, num_projections: int, patch_size: int,
@@ -269,13 +272,18 @@ def _check_swd_args(patches_per_image: int, num_projections: int, patch_size: in
 def sliced_wasserstein_distances(
     image_sets: list[np.ndarray], reference: np.ndarray, *, patches_per_image: int = 64,
     num_projections: int = 512, patch_size: int = 7, seed: int = 0,
+    draws: list[int] | None = None,
 ) -> list[dict[int, float]]:
     """sliced_wasserstein_distance of each of `image_sets` against the same `reference`.
 
-    The reference is cut into every patch it has, once per level. Each set draws its own patch
-    positions and projection directions from `seed`, the level and its index in the list, so
-    the sets are independent estimates: the spread of their values holds what the choice of
-    patches and directions adds, and a set's value depends only on its images and its index.
+    The reference is cut into every patch it has, once per level. Each draw takes its own
+    patch positions and projection directions from `seed`, the level and its number, so draws
+    are independent estimates: the spread of their values holds what the choice of patches and
+    directions adds. `draws` gives each set's draw, by default its index in the list. Sets of
+    one draw are cut from the draw's stream (positions for as many images as each holds, so
+    the same positions for sets of one size) and projected on its directions (drawn after the
+    first set's positions), against one projection of the reference: scoring samples and
+    training images draw by draw costs the reference's projection once per draw.
     """
     _check_swd_args(patches_per_image, num_projections, patch_size, seed)
     for index, images in enumerate(image_sets):
@@ -286,16 +294,24 @@ def sliced_wasserstein_distances(
             "sliced_wasserstein_distance: expected at least 1 image per set, found "
             f"{[len(images) for images in image_sets]} and {len(reference)}"
         )
+    draws = list(range(len(image_sets))) if draws is None else list(draws)
+    if len(draws) != len(image_sets) or any(draw < 0 for draw in draws):
+        raise DataError(f"sliced_wasserstein_distance: expected a draw >= 0 for each of "
+                        f"{len(image_sets)} image sets, found {draws}")
     distances = [{} for _ in image_sets]
     for level, resolution in enumerate(SWD_LEVELS):
         reference_descriptors = _patch_descriptors(reference, level, patch_size)
-        for index, (images, distance) in enumerate(zip(image_sets, distances)):
-            rng = np.random.default_rng([seed, level, index])
-            descriptors = _patch_descriptors(images, level, patch_size, patches_per_image, rng)
-            directions = _directions(num_projections, descriptors.shape[1], rng)
-            distance[resolution] = 1e3 * _sliced_wasserstein(
-                descriptors, reference_descriptors, directions)
-            logger.debug("SWD at %d of set %d: %.3f", resolution, index, distance[resolution])
+        for draw in dict.fromkeys(draws):
+            members = [index for index, of in enumerate(draws) if of == draw]
+            streams = [np.random.default_rng([seed, level, draw]) for _ in members]
+            descriptors = [_patch_descriptors(image_sets[index], level, patch_size,
+                                              patches_per_image, stream)
+                           for index, stream in zip(members, streams)]
+            directions = _directions(num_projections, descriptors[0].shape[1], streams[0])
+            values = _sliced_wasserstein(descriptors, reference_descriptors, directions)
+            for index, value in zip(members, values):
+                distances[index][resolution] = 1e3 * value
+                logger.debug("SWD at %d of set %d: %.3f", resolution, index, 1e3 * value)
     return distances
 
 

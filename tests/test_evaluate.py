@@ -153,14 +153,18 @@ def test_swd_is_the_mean_over_disjoint_draws_beside_as_many_draws_of_training_im
 
     def recording(image_sets, reference, **kwargs):
         results = original(image_sets, reference, **kwargs)
-        calls.append((image_sets, reference, results))
+        calls.append((image_sets, kwargs["draws"], results))
         return results
 
     monkeypatch.setattr(metrics, "sliced_wasserstein_distances", recording)
     params = parse_section("evaluate", {**TINY["evaluate"], "swd_draw_size": 4})
     samples, training, reference = images(14, 0), images(40, 1), images(10, 2)
     scores = evaluate(samples, training, reference, params)
-    (generated_sets, _, generated), (floor_sets, _, floor) = calls
+    # One call scores both, draw i of the floor as draw i of the samples.
+    ((image_sets, draws, results),) = calls
+    assert draws == [0, 1, 2, 0, 1, 2]
+    generated_sets, floor_sets = image_sets[:3], image_sets[3:]
+    generated, floor = results[:3], results[3:]
     # 14 samples give three whole draws of 4, in order and disjoint; the last 2 are left out.
     assert len(generated_sets) == 3 and scores["swd_draws"] == 3 and scores["swd_draw_size"] == 4
     np.testing.assert_array_equal(np.concatenate(generated_sets), samples[:12])

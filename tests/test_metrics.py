@@ -260,16 +260,25 @@ def test_patches_cut_in_chunks_equal_patches_cut_at_once(monkeypatch):
         np.testing.assert_array_equal(found, expected)
 
 
-def test_each_of_several_sets_draws_its_own_patches_and_directions():
+def test_each_draw_takes_its_own_patches_and_directions():
     reference = structured_images(30, seed=15)
     images, other = structured_images(12, seed=16), structured_images(20, seed=17)
     first, second = metrics.sliced_wasserstein_distances([images, images], reference, **SWD_SMALL)
-    # The same images at two places in the list are two estimates, so their spread is measured.
+    # The same images at two places in the list are two draws, so their spread is measured.
     assert first != second
     assert first == metrics.sliced_wasserstein_distance(images, reference, **SWD_SMALL)
-    # A set's value depends only on its images and its place, not on the other sets.
+    # A set's value depends only on its images and its draw, not on the other sets.
     assert metrics.sliced_wasserstein_distances([other, images], reference,
                                                 **SWD_SMALL)[1] == second
+    assert metrics.sliced_wasserstein_distances(
+        [other, images, images], reference, **SWD_SMALL, draws=[0, 3, 1])[1:] == [
+        metrics.sliced_wasserstein_distances([images] * 4, reference, **SWD_SMALL)[3], second]
+    # Sets of one draw share it: the same images score the same.
+    together = metrics.sliced_wasserstein_distances([images, other, images], reference,
+                                                    **SWD_SMALL, draws=[1, 1, 1])
+    assert together[0] == together[2] == second
+    with pytest.raises(DataError, match="a draw >= 0 for each of 2 image sets"):
+        metrics.sliced_wasserstein_distances([images, other], reference, draws=[0])
 
 
 def test_sliced_wasserstein_distance_rejects_bad_images():
