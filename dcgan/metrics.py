@@ -276,14 +276,13 @@ def sliced_wasserstein_distances(
 ) -> list[dict[int, float]]:
     """sliced_wasserstein_distance of each of `image_sets` against the same `reference`.
 
-    The reference is cut into every patch it has, once per level. Each draw takes its own
-    patch positions and projection directions from `seed`, the level and its number, so draws
-    are independent estimates: the spread of their values holds what the choice of patches and
-    directions adds. `draws` gives each set's draw, by default its index in the list. Sets of
-    one draw are cut from the draw's stream (positions for as many images as each holds, so
-    the same positions for sets of one size) and projected on its directions (drawn after the
-    first set's positions), against one projection of the reference: scoring samples and
-    training images draw by draw costs the reference's projection once per draw.
+    The reference gives every patch it has. Each draw cuts its sets' patches and takes its
+    projection directions from its own random stream (`seed`, the level and the draw's number),
+    so draws are independent estimates and the spread of their values holds what those choices
+    add. `draws` numbers each set's draw, by default its index in the list. Sets of one draw
+    and one size are cut at the same positions and projected on the same directions, against
+    a single projection of the reference: scoring samples and training images draw by draw
+    projects the reference once per draw.
     """
     _check_swd_args(patches_per_image, num_projections, patch_size, seed)
     for index, images in enumerate(image_sets):
