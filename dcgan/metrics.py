@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import logging
 import os
+from concurrent.futures import ThreadPoolExecutor
 from typing import TYPE_CHECKING
 
 import numpy as np
@@ -35,6 +36,8 @@ SWD_LEVELS = (32, 16)
 # divided by its own standard deviation with nothing added, as TF-GAN does.
 FLAT_PATCH_STD = 1e-6
 PROJECTION_CHUNK = 64
+# Chunks of projections in flight at once; each holds (PROJECTION_CHUNK, reference rows) floats.
+MAX_SWD_THREADS = 4
 # Patches are cut this many rows at a time, so that the copies made on the way stay small.
 PATCH_CHUNK = 1 << 16
 PAIR_CHUNK = 1024
@@ -240,20 +243,37 @@ def _sorted_projections(descriptors: np.ndarray, directions: np.ndarray) -> np.n
     return projected
 
 
+def _chunk_gaps(sets: list[np.ndarray], reference: np.ndarray, directions: np.ndarray,
+                lengths: list[int]) -> list[float]:
+    """The summed gaps of each set's sorted projections on `directions` to the reference's."""
+    sorted_reference = _sorted_projections(reference, directions)
+    # The reference's quantiles, resampled once for each length the sets need.
+    quantiles = {length: _resample_sorted(sorted_reference, length) for length in lengths}
+    del sorted_reference
+    sums = []
+    for descriptors, length in zip(sets, lengths):
+        gaps = _resample_sorted(_sorted_projections(descriptors, directions), length)
+        gaps -= quantiles[length]
+        sums.append(float(np.abs(gaps, dtype=np.float64).sum()))
+    return sums
+
+
 def _sliced_wasserstein(sets: list[np.ndarray], reference: np.ndarray,
                         directions: np.ndarray) -> list[float]:
     """The mean gap between the sorted projections of each of `sets` (descriptor rows) and
     those of `reference` on `directions`; the reference is projected once for all of them."""
     lengths = [min(len(descriptors), len(reference)) for descriptors in sets]
+    # Chunks of directions bound the working memory to (chunk, rows) floats at a time. NumPy
+    # sorts and resamples without the GIL, so chunks run side by side, one a core.
+    chunks = [directions[start:start + PROJECTION_CHUNK]
+              for start in range(0, len(directions), PROJECTION_CHUNK)]
+    workers = max(1, min(len(chunks), os.cpu_count() or 1, MAX_SWD_THREADS))
+    with ThreadPoolExecutor(workers) as pool:
+        chunk_sums = list(pool.map(lambda chunk: _chunk_gaps(sets, reference, chunk, lengths),
+                                   chunks))
     totals = [0.0] * len(sets)
-    # Chunks of directions bound the working memory to (chunk, rows) floats at a time.
-    for start in range(0, len(directions), PROJECTION_CHUNK):
-        chunk = directions[start:start + PROJECTION_CHUNK]
-        sorted_reference = _sorted_projections(reference, chunk)
-        for index, (descriptors, length) in enumerate(zip(sets, lengths)):
-            gaps = (_resample_sorted(_sorted_projections(descriptors, chunk), length)
-                    - _resample_sorted(sorted_reference, length))
-            totals[index] += float(np.abs(gaps, dtype=np.float64).sum())
+    for sums in chunk_sums:  # in the chunks' order, so the totals do not depend on the threads
+        totals = [total + value for total, value in zip(totals, sums)]
     return [total / (length * len(directions)) for total, length in zip(totals, lengths)]
 
 

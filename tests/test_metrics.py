@@ -260,6 +260,15 @@ def test_patches_cut_in_chunks_equal_patches_cut_at_once(monkeypatch):
         np.testing.assert_array_equal(found, expected)
 
 
+def test_swd_does_not_depend_on_how_many_threads_project(monkeypatch):
+    reference, images = structured_images(30, seed=25), structured_images(12, seed=26)
+    # Four chunks of 32 directions, in four threads and in one.
+    monkeypatch.setattr(metrics, "PROJECTION_CHUNK", 32)
+    threaded = metrics.sliced_wasserstein_distance(images, reference, **SWD_SMALL)
+    monkeypatch.setattr(metrics, "MAX_SWD_THREADS", 1)
+    assert metrics.sliced_wasserstein_distance(images, reference, **SWD_SMALL) == threaded
+
+
 def test_each_draw_takes_its_own_patches_and_directions():
     reference = structured_images(30, seed=15)
     images, other = structured_images(12, seed=16), structured_images(20, seed=17)
