@@ -9,8 +9,9 @@ patches and directions, and the reference set gives every patch it has, so the s
 that reports print holds what those choices add. This benchmark scores the samples in
 --samples as the evaluate stage does (disjoint draws of evaluate.swd_draw_size), and the
 floor, with evaluate.seed 0 to --seeds - 1, and prints the spread of the means over the seeds
-beside the mean of the printed errors. The draws hold the same images under every seed, so an
-honest error is at least as large as that spread.
+beside the mean of the printed errors. The samples' draws hold the same images under every
+seed, so there an honest error is at least as large as that spread; the floor's draws change
+with the seed, so there the two should be about equal.
 """
 
 from __future__ import annotations
