@@ -29,7 +29,7 @@ import numpy as np  # noqa: E402
 
 from dcgan import metrics  # noqa: E402
 from dcgan.artifacts import load_images  # noqa: E402
-from dcgan.evaluation import _swd_scores, draws_of, floor_draws  # noqa: E402
+from dcgan.evaluation import _swd_scores, draws_of, floor_draws, sample_draws  # noqa: E402
 from dcgan.params import load_sections  # noqa: E402
 
 
@@ -50,7 +50,7 @@ def main() -> None:
     if count < 2:
         sys.exit(f"error: {len(samples)} samples make one draw of {size}; a standard error "
                  "needs at least two")
-    draws = [samples[i * size:(i + 1) * size] for i in range(count)]
+    draws = sample_draws(samples, count, size)
     print(f"\n{args.samples}: {count} draws of {size} against {len(reference)} reference "
           f"images; the floor: {count} draws of {size} training images ({args.prepared})\n")
     print("| evaluate.seed | samples SWD 16 | samples SWD 32 | floor SWD 16 | floor SWD 32 |")

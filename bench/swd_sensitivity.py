@@ -31,7 +31,7 @@ from PIL import Image, ImageFilter  # noqa: E402
 
 from dcgan import metrics  # noqa: E402
 from dcgan.artifacts import load_images  # noqa: E402
-from dcgan.evaluation import _swd_scores, floor_draws  # noqa: E402
+from dcgan.evaluation import _swd_scores, floor_draws, sample_draws  # noqa: E402
 from dcgan.params import load_sections  # noqa: E402
 
 
@@ -88,7 +88,7 @@ def main() -> None:
     reference = load_images(args.prepared / "test.npz")
     if args.samples:
         samples = load_images(args.samples, min_count=args.draws * args.size)
-        draws = [samples[i * args.size:(i + 1) * args.size] for i in range(args.draws)]
+        draws = sample_draws(samples, args.draws, args.size)
     else:
         draws = floor_draws(load_images(args.prepared / "train.npz"), args.draws, args.size,
                             params.seed)

@@ -36,6 +36,11 @@ def draws_of(count: int, draw_size: int) -> tuple[int, int]:
     return count // size, size
 
 
+def sample_draws(samples: np.ndarray, count: int, size: int) -> list[np.ndarray]:
+    """The first `count` disjoint draws of `size` samples, in order."""
+    return [samples[i * size:(i + 1) * size] for i in range(count)]
+
+
 def floor_draws(training_images: np.ndarray, count: int, size: int, seed: int) -> list[np.ndarray]:
     """`count` random draws of `size` training images, each without repeats, in index order."""
     return [training_images[np.sort(np.random.default_rng([seed, i]).choice(
@@ -117,7 +122,7 @@ def evaluate(samples: np.ndarray, training_images: np.ndarray, reference: np.nda
                 len(samples), len(reference), count, size)
     # Samples and training images draw by draw, so each draw projects the reference once.
     generated_swd, floor_swd = _swd_scores(
-        [[samples[i * size:(i + 1) * size] for i in range(count)],
+        [sample_draws(samples, count, size),
          floor_draws(training_images, count, size, params.seed)], reference, params)
     generated = {
         **generated_swd,
