@@ -54,12 +54,16 @@ def main() -> None:
     print("| images | level | draws | mean | spread of one draw (sd) | standard error of the "
           "mean |")
     print("| --- | --- | --- | ---: | ---: | ---: |")
-    for name, draws in sets.items():
-        swds = metrics.sliced_wasserstein_distances(
-            draws, reference, patches_per_image=params.swd_patches_per_image,
-            num_projections=params.swd_projections, seed=params.seed)
+    # Draw i of both sets is scored as draw i, as the evaluate stage does: one projection of the
+    # reference serves both.
+    swds = metrics.sliced_wasserstein_distances(
+        [draw for draws in sets.values() for draw in draws], reference,
+        patches_per_image=params.swd_patches_per_image, num_projections=params.swd_projections,
+        seed=params.seed, draws=list(range(args.draws)) * len(sets))
+    for index, name in enumerate(sets):
         for level in metrics.SWD_LEVELS:
-            values = np.array([swd[level] for swd in swds])
+            values = np.array([swd[level] for swd in swds[index * args.draws:
+                                                             (index + 1) * args.draws]])
             print(f"| {name} | SWD {level} | {', '.join(f'{v:.1f}' for v in values)} | "
                   f"{values.mean():.2f} | {values.std(ddof=1):.2f} | "
                   f"{values.std(ddof=1) / np.sqrt(len(values)):.2f} |")
