@@ -141,7 +141,8 @@ def _change(old, new) -> str:
 NOISE_ERRORS = 2.0
 
 
-def verdict(better: str, old, new, old_floor, new_floor, old_error=None, new_error=None) -> str:
+def verdict(better: str, old, new, old_floor, new_floor, old_error=None, new_error=None,
+            old_floor_error=None, new_floor_error=None) -> str:
     """Whether the head's value improves on the base's, by the metric's direction.
 
     Args:
@@ -151,9 +152,14 @@ def verdict(better: str, old, new, old_floor, new_floor, old_error=None, new_err
         old_floor, new_floor: The floor each side scored.
         old_error, new_error: The standard errors of the two values, where they are means
             over draws; a change within NOISE_ERRORS of the difference's error is noise.
+        old_floor_error, new_floor_error: The floors' standard errors. Where both are
+            given, floors further apart than NOISE_ERRORS of their difference's error say the
+            two sides measured the metric in different ways (other data, other evaluate
+            params, another version of the metric), so a "lower" or "higher" metric's values
+            are not compared.
 
     Returns:
-        "better", "worse", "same", "within noise" or "n/a".
+        "better", "worse", "same", "within noise", "floor moved" or "n/a".
 
     Raises:
         ValueError: an unknown direction.
@@ -162,6 +168,10 @@ def verdict(better: str, old, new, old_floor, new_floor, old_error=None, new_err
         raise ValueError(f"unknown direction {better!r}")
     if not _is_number(old) or not _is_number(new):
         return "n/a"
+    if (better != "near the floor" and _is_number(old_floor_error)
+            and _is_number(new_floor_error)
+            and _beyond_noise(old_floor, new_floor, old_floor_error, new_floor_error)):
+        return "floor moved"
     if better == "higher":
         old, new = -old, -new
     elif better == "near the floor":
@@ -170,14 +180,22 @@ def verdict(better: str, old, new, old_floor, new_floor, old_error=None, new_err
         old, new = abs(old - old_floor), abs(new - new_floor)
     if new == old:
         return "same"
-    if _is_number(old_error) and _is_number(new_error) and better != "near the floor":
-        if abs(new - old) < NOISE_ERRORS * float(np.hypot(old_error, new_error)):
-            return "within noise"
+    if better != "near the floor" and not _beyond_noise(old, new, old_error, new_error):
+        return "within noise"
     return "better" if new < old else "worse"
 
 
+def _beyond_noise(old, new, old_error, new_error) -> bool:
+    """Whether two values differ by NOISE_ERRORS standard errors of their difference or more;
+    True for any difference where either value, or its error, is missing."""
+    if not all(_is_number(value) for value in (old, new, old_error, new_error)):
+        return _is_number(old) and _is_number(new) and old != new
+    return abs(new - old) >= NOISE_ERRORS * float(np.hypot(old_error, new_error))
+
+
 VERDICT_MARKS = {"better": "✅ better", "worse": "❌ worse", "same": "same",
-                 "within noise": "≈ within noise", "n/a": "n/a"}
+                 "within noise": "≈ within noise", "floor moved": "⚠️ floor moved",
+                 "n/a": "n/a"}
 
 
 def params_changes(base: Side, head: Side) -> list[tuple[str, object, object]]:
@@ -221,7 +239,10 @@ def _metric_table(base: Side | None, head: Side) -> list[str]:
              "(what real data scores). Where both sides give a standard error (± after the "
              f"value), a change smaller than {NOISE_ERRORS:g} standard errors of the difference "
              "is marked as within noise; other metrics have no noise estimate, and small moves "
-             "in them may be chance.",
+             "in them may be chance. Where both floors give an error and differ by that much "
+             "or more, the sides measured the metric in different ways (other data, other "
+             "evaluate params, another version of the metric) and their values are not "
+             "compared: floor moved.",
              "", "| metric | base | head | change | floor (base → head) | better | verdict |",
              "| --- | --- | --- | --- | --- | --- | --- |"]
     for key, (label, better, _) in METRICS.items():
@@ -230,7 +251,9 @@ def _metric_table(base: Side | None, head: Side) -> list[str]:
         floor = (with_error(new_floors, key) if old_floor == new_floor
                  else f"{with_error(old_floors, key)} → {with_error(new_floors, key)}")
         mark = VERDICT_MARKS[verdict(better, old.get(key), new.get(key), old_floor, new_floor,
-                                     old.get(f"{key}_error"), new.get(f"{key}_error"))]
+                                     old.get(f"{key}_error"), new.get(f"{key}_error"),
+                                     old_floors.get(f"{key}_error"),
+                                     new_floors.get(f"{key}_error"))]
         lines.append(f"| {label} | {with_error(old, key)} | {with_error(new, key)} "
                      f"| {_change(old.get(key), new.get(key))} | {floor} | {better} | {mark} |")
     return lines

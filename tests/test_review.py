@@ -99,6 +99,20 @@ def shown(scores, key):
     return number(scores[key]) + ("" if error is None else f" ± {error:.2g}")
 
 
+@pytest.mark.parametrize("better, floors, floor_errors, expected", [
+    # SWD 32 of one run's samples before and after the metric cut the reference at every patch.
+    ("lower", (9.04, 5.84), (0.11, 0.09), "floor moved"),
+    ("higher", (9.04, 5.84), (0.11, 0.09), "floor moved"),
+    ("lower", (9.04, 9.10), (0.11, 0.09), "better"),   # floors 0.4 errors apart: one yardstick
+    ("lower", (9.04, 5.84), (None, 0.09), "better"),   # no floor error: no way to tell
+    ("near the floor", (9.04, 5.84), (0.11, 0.09), "worse"),  # judged by its own floor
+])
+def test_verdict_does_not_compare_values_whose_floors_moved(better, floors, floor_errors,
+                                                            expected):
+    old, new = (11.07, 8.84) if better != "higher" else (8.84, 11.07)
+    assert review.verdict(better, old, new, *floors, 0.07, 0.09, *floor_errors) == expected
+
+
 def test_make_review_sets_a_change_beside_its_base(history):
     root, commits = history
     # -o: the test's interpreter is already installed; make must not build a .venv here.
