@@ -14,9 +14,13 @@ from dcgan.train_log import OPTIONAL_COLUMNS, read_train_log
 
 RECIPE_KEYS = (
     ("model", "architecture"), ("model", "width"), ("model", "latent_dim"),
+    ("model", "minibatch_std_group"),
     ("train", "iterations"), ("train", "batch_size"), ("train", "optimizer"),
     ("train", "d_learning_rate"), ("train", "g_learning_rate"), ("train", "loss"),
-    ("train", "augment"), ("train", "ema"), ("train", "pixel_range"), ("train", "seed"),
+    ("train", "augment"), ("train", "augment_probability"), ("train", "augment_target"),
+    ("train", "r1_gamma"), ("train", "r1_every"), ("train", "lecam_weight"),
+    ("train", "consistency_weight"), ("train", "ema"), ("train", "pixel_range"),
+    ("train", "seed"),
 )
 FIGURES = (
     ("samples.png", "Generated samples"),

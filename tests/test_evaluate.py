@@ -11,7 +11,7 @@ from dcgan.artifacts import save_npz
 from dcgan.cli import run
 from dcgan.evaluation import METRICS, evaluate
 from dcgan.params import parse_section
-from dcgan.report import markdown
+from dcgan.report import format_number, markdown
 from stages import evaluate as evaluate_stage
 from tiny import TINY, tiny_params, write_params
 
@@ -83,7 +83,12 @@ def test_stage_writes_every_report_with_floors(workspace):
     # 30 samples in draws of 8: the mean over three draws, with its standard error.
     assert scores["swd_draws"] == 3 and scores["swd_draw_size"] == 8
     assert scores["swd_16_error"] > 0 and scores["floor"]["swd_16_error"] > 0
-    assert f"{scores['swd_16']:.4g} ± " in (reports / "report.md").read_text()
+    report = (reports / "report.md").read_text()
+    assert f"{scores['swd_16']:.4g} ± " in report
+    recipe = json.loads((workspace / "models" / "recipe.json").read_text())
+    # The regularisers and the augmentation chance are part of what was run.
+    for key in ("r1_gamma", "r1_every", "lecam_weight", "augment_probability"):
+        assert f"| train.{key} | {format_number(recipe['train'][key])} |" in report
     # samples.png holds a 4x4 grid of 32-pixel images, enlarged twice.
     from PIL import Image
     assert Image.open(reports / "samples.png").size == (2 * (4 * 34 + 2),) * 2
