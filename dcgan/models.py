@@ -113,6 +113,23 @@ class MinibatchStddev(layers.Layer):
 
 
 @keras.saving.register_keras_serializable(package="dcgan")
+class Blur(layers.Layer):
+    """Low-pass filters each channel with [1, 2, 1] x [1, 2, 1] / 16, zeros beyond the edges.
+
+    Before a strided convolution it keeps the detail the stride cannot represent from aliasing
+    into the coarser side (Zhang 2019; StyleGAN2 blurs before each downsampling), so the
+    discriminator's gradients carry no checkerboard for the generator to copy. It has no
+    weights.
+    """
+
+    def call(self, inputs):
+        taps = ops.convert_to_tensor([1.0, 2.0, 1.0], dtype=inputs.dtype) / 4
+        kernel = ops.tile(ops.reshape(ops.outer(taps, taps), (3, 3, 1, 1)),
+                          (1, 1, inputs.shape[-1], 1))
+        return ops.depthwise_conv(inputs, kernel, padding="same")
+
+
+@keras.saving.register_keras_serializable(package="dcgan")
 class NoiseInput(layers.Layer):
     """Adds a one-channel noise map to its feature maps, scaled per channel (Karras et al. 2019).
 
@@ -167,7 +184,7 @@ def build_discriminator(params: ModelParams) -> keras.Model:
         return _resnet_discriminator(params.width, params.dropout, params.spectral_norm,
                                      params.minibatch_std_group)
     return _compact_discriminator(params.width, params.dropout, params.spectral_norm,
-                                  params.minibatch_std_group, params.d_top_convs)
+                                  params.minibatch_std_group, params.d_top_convs, params.d_blur)
 
 
 def _chollet_generator(latent_dim: int, width: int) -> keras.Model:
@@ -259,11 +276,13 @@ def _skip_rgb(rgb, x):
 
 
 def _compact_discriminator(width: int, dropout: float, spectral_norm: bool,
-                           minibatch_std_group: int, top_convs: int) -> keras.Model:
+                           minibatch_std_group: int, top_convs: int,
+                           blur: bool = False) -> keras.Model:
     # DCGAN's discriminator: a 3x3 convolution at 32x32, then strided 4x4 convolutions down to
     # 4x4, each doubling the channels. `top_convs` adds 3x3 convolutions at 32x32 (SNGAN's
     # standard CNN has two convolutions at every side), so that the discriminator looks longer
-    # at the fine detail before its first stride.
+    # at the fine detail before its first stride. `blur` low-passes the features before each
+    # strided convolution (see Blur).
     conv = SpectralConv2D if spectral_norm else layers.Conv2D
     dense = SpectralDense if spectral_norm else layers.Dense
     image = keras.Input(shape=IMAGE_SHAPE, name="image")
@@ -272,6 +291,8 @@ def _compact_discriminator(width: int, dropout: float, spectral_norm: bool,
         x = conv(width, 3, padding="same")(x)
         x = layers.LeakyReLU(0.2)(x)
     for multiplier in (2, 4, 8):
+        if blur:
+            x = Blur()(x)
         x = conv(multiplier * width, 4, strides=2, padding="same")(x)
         x = layers.LeakyReLU(0.2)(x)
     if minibatch_std_group > 0:

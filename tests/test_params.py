@@ -144,6 +144,8 @@ def test_bad_value_is_rejected_with_the_key_named(section, key, value, words):
     ({"model__g_skip": True}, "model.g_skip: the chollet generator has no skip connections"),
     ({"model__architecture": "resnet", "model__g_skip": True},
      "model.g_skip: the resnet generator has no skip connections"),
+    ({"model__architecture": "resnet", "model__d_blur": True},
+     "model.d_blur: the resnet discriminator has no blur before its strides"),
     ({"train__loss": "hinge"}, "train.label_noise: must be 0 with train.loss 'hinge'"),
     ({"train__loss": "relativistic"},
      "train.label_noise: must be 0 with train.loss 'relativistic'"),

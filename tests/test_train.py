@@ -23,8 +23,8 @@ from dcgan.engine import resolve_engine
 from dcgan.errors import TrainingError
 from dcgan.gan import GAN
 from dcgan.losses import make_loss
-from dcgan.models import (MinibatchStddev, NoiseInput, build_discriminator, build_generator,
-                          generator_input_size)
+from dcgan.models import (Blur, MinibatchStddev, NoiseInput, build_discriminator,
+                          build_generator, generator_input_size)
 from dcgan.params import parse_section
 from stages import train as train_stage
 from tiny import tiny_params, write_params
@@ -501,6 +501,27 @@ def test_d_top_convs_add_3x3_convolutions_at_the_discriminators_32x32_stage_alon
     discriminator = build_discriminator(model)
     assert convolutions(discriminator) == [(32, (3, 3), width)] * 3 + downsampling
     assert discriminator.output.shape[1:] == (1,)
+
+
+def test_d_blur_low_passes_before_each_strided_convolution_and_adds_no_weights():
+    def kinds(discriminator):
+        return [type(layer).__name__ for layer in discriminator.layers
+                if type(layer).__name__ in ("Blur", "Conv2D")]
+
+    model, _ = recipe("compact")
+    plain = build_discriminator(model)
+    model, _ = recipe("compact", model__d_blur=True)
+    blurred = build_discriminator(model)
+    assert kinds(blurred) == ["Conv2D"] + ["Blur", "Conv2D"] * 3
+    assert [w.shape for w in blurred.weights] == [w.shape for w in plain.weights]
+    # A checkerboard, the finest pattern, is gone inside the edges; a constant passes unchanged.
+    checker = np.indices((8, 8)).sum(0) % 2 * 2.0 - 1.0
+    images = np.stack([checker, np.full((8, 8), 3.0)], axis=-1)[None].astype("float32")
+    out = np.asarray(Blur()(images))[0, 1:-1, 1:-1]
+    np.testing.assert_allclose(out[..., 0], 0.0, atol=1e-6)
+    np.testing.assert_allclose(out[..., 1], 3.0, rtol=1e-6)
+    # Beyond the edges are zeros: a corner keeps 9/16 of a constant.
+    np.testing.assert_allclose(np.asarray(Blur()(images))[0, 0, 0, 1], 3.0 * 9 / 16, rtol=1e-6)
 
 
 @pytest.mark.parametrize("architecture", ["compact", "resnet"])
