@@ -276,8 +276,7 @@ def _skip_rgb(rgb, x):
 
 
 def _compact_discriminator(width: int, dropout: float, spectral_norm: bool,
-                           minibatch_std_group: int, top_convs: int,
-                           blur: bool = False) -> keras.Model:
+                           minibatch_std_group: int, top_convs: int, blur: bool) -> keras.Model:
     # DCGAN's discriminator: a 3x3 convolution at 32x32, then strided 4x4 convolutions down to
     # 4x4, each doubling the channels. `top_convs` adds 3x3 convolutions at 32x32 (SNGAN's
     # standard CNN has two convolutions at every side), so that the discriminator looks longer
