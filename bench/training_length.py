@@ -1,7 +1,7 @@
 """Trains a run's recipe once and scores its moving average at several lengths.
 
     python bench/training_length.py RUN_DIR --score-at 3400 4200 5400 [--seed 0]
-                                    [--power-ema 4 16] [--grid DIR]
+                                    [--power-ema 4 16] [--ema 0.997] [--grid DIR]
 
 RUN_DIR is a project folder after `dvc repro` (params.yaml, data/prepared/). Its recipe is
 trained once, with train.seed set to --seed, up to the largest length of --score-at. Unless
@@ -17,6 +17,10 @@ Improving the Training Dynamics of Diffusion Models"), whose decay at step t is
 (1 - 1/t)^(g + 1): each weighs the whole run by a fixed profile, a longer one for a smaller
 g. The default's warmed-up average, min(train.ema, (1 + t) / (10 + t)), is close to g = 8
 until its decay reaches train.ema. They are scored the same way beside the default's.
+
+--ema tracks the default's own average with other values of train.ema, the same warm-up
+min(d, (1 + t) / (10 + t)) from the same initial weights, so that one run scores several
+caps on the same networks. Given the run's own train.ema, it repeats the default's row.
 
 --grid writes each row's samples to DIR as the top-left 4x4 corner of the grid that the
 run's report would show (reports/samples.png), as docs/recipe-search.md prints them.
@@ -70,6 +74,22 @@ class PowerAverage:
                 self.weights[i] = weight.copy()
 
 
+class ExponentialAverage:
+    """The training loop's warmed-up moving average with cap d, kept in numpy."""
+
+    def __init__(self, cap: float, trainable: list[bool], weights: list[np.ndarray]):
+        self.cap, self.trainable = cap, trainable
+        self.weights = [w.copy() for w in weights]
+
+    def update(self, step: int, weights: list[np.ndarray]) -> None:
+        decay = np.float32(min(self.cap, (1.0 + step) / (10.0 + step)))
+        for i, (average, weight) in enumerate(zip(self.weights, weights)):
+            if self.trainable[i]:
+                self.weights[i] = decay * average + (np.float32(1.0) - decay) * weight
+            else:
+                self.weights[i] = weight.copy()
+
+
 def corner(samples: np.ndarray, grid_size: int) -> np.ndarray:
     """The top-left CORNER x CORNER cells of the report's grid_size x grid_size samples grid."""
     side = min(CORNER, grid_size)
@@ -84,6 +104,8 @@ def main() -> None:
     parser.add_argument("--seed", type=int, default=0, help="train.seed of the run to train")
     parser.add_argument("--power-ema", type=float, nargs="*", default=[],
                         help="exponents g of power-function averages to score beside")
+    parser.add_argument("--ema", type=float, nargs="*", default=[],
+                        help="other caps d of the default's warmed-up average to score beside")
     parser.add_argument("--grid", type=Path, metavar="DIR",
                         help="write each row's corner of the samples grid to DIR")
     args = parser.parse_args()
@@ -93,6 +115,8 @@ def main() -> None:
         run / "params.yaml", "model", "train", "sample", "evaluate")
     if train.ema <= 0:
         sys.exit("error: the run's train.ema is 0; there is no moving average to score")
+    if not all(0.0 < cap < 1.0 for cap in args.ema):
+        sys.exit("error: --ema takes caps between 0 and 1, such as 0.997")
     for name, off in (("learning_rate_ramp_down", 0.0), ("r1_gamma_growth", 1.0)):
         if getattr(train, name) != off and len(set(args.score_at)) > 1:
             sys.exit(f"error: the run's train.{name} makes every step depend on the run's "
@@ -104,6 +128,9 @@ def main() -> None:
     iterator = iter(make_dataset(training_images, train, generator_input_size(model), 0))
     trainable = [variable.trainable for variable in gan.generator.variables]
     averages = {f"power g={g:g}": PowerAverage(g, trainable) for g in args.power_ema}
+    initial = [variable.numpy() for variable in gan.generator.variables]
+    averages.update({f"ema {d:g}": ExponentialAverage(d, trainable, initial)
+                     for d in args.ema})
     scorer = build_generator(model)
 
     def score(name: str, step: int, weights: list[np.ndarray]) -> None:
