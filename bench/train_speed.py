@@ -28,8 +28,7 @@ from dcgan import training  # noqa: E402
 from dcgan.dataset import make_dataset  # noqa: E402
 from dcgan.engine import resolve_engine  # noqa: E402
 from dcgan.gan import GAN  # noqa: E402
-from dcgan.models import (build_discriminator, build_generator,  # noqa: E402
-                          generator_input_size)
+from dcgan.models import build_discriminator, build_generator, generator_input_size  # noqa: E402
 from dcgan.recipes import load_recipe  # noqa: E402
 
 BATCH = 20

@@ -23,8 +23,14 @@ from dcgan.engine import resolve_engine
 from dcgan.errors import TrainingError
 from dcgan.gan import GAN
 from dcgan.losses import make_loss
-from dcgan.models import (Blur, MinibatchStddev, NoiseInput, build_discriminator,
-                          build_generator, generator_input_size)
+from dcgan.models import (
+    Blur,
+    MinibatchStddev,
+    NoiseInput,
+    build_discriminator,
+    build_generator,
+    generator_input_size,
+)
 from dcgan.params import parse_section
 from stages import train as train_stage
 from tiny import tiny_params, write_params
