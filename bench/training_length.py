@@ -44,7 +44,7 @@ from dcgan.artifacts import load_images  # noqa: E402
 from dcgan.dataset import make_dataset  # noqa: E402
 from dcgan.engine import resolve_engine  # noqa: E402
 from dcgan.evaluation import evaluate  # noqa: E402
-from dcgan.gan import GAN, refresh_batch_norm_statistics, refresh_rng  # noqa: E402
+from dcgan.gan import GAN, average_decay, refresh_batch_norm_statistics, refresh_rng  # noqa: E402
 from dcgan.grids import image_grid, save_png  # noqa: E402
 from dcgan.models import build_generator, generator_input_size  # noqa: E402
 from dcgan.params import load_sections  # noqa: E402
@@ -55,17 +55,16 @@ CORNER = 4
 LOG_INTERVAL = 60  # seconds between progress lines when stderr is a log, not a terminal
 
 
-class PowerAverage:
-    """A power-function moving average of a model's trainable weights, kept in numpy."""
+class MovingAverage:
+    """A moving average of a model's trainable weights, kept in numpy, with the decay at each
+    step given by `decay(step)`; the other weights (batch-norm statistics) follow the model's."""
 
-    def __init__(self, exponent: float, trainable: list[bool]):
-        self.exponent, self.trainable, self.weights = exponent, trainable, None
+    def __init__(self, decay, trainable: list[bool], weights: list[np.ndarray]):
+        self.decay, self.trainable = decay, trainable
+        self.weights = [w.copy() for w in weights]
 
     def update(self, step: int, weights: list[np.ndarray]) -> None:
-        if self.weights is None:
-            self.weights = [w.copy() for w in weights]
-            return
-        decay = (1.0 - 1.0 / step) ** (self.exponent + 1.0)
+        decay = self.decay(step)
         for i, (average, weight) in enumerate(zip(self.weights, weights)):
             if self.trainable[i]:
                 average *= decay
@@ -74,20 +73,14 @@ class PowerAverage:
                 self.weights[i] = weight.copy()
 
 
-class ExponentialAverage:
-    """The training loop's warmed-up moving average with cap d, kept in numpy."""
+def power_decay(exponent: float):
+    """EDM2's power-function profile: (1 - 1/t)^(g + 1), 0 at step 1, so it starts there."""
+    return lambda step: (1.0 - 1.0 / step) ** (exponent + 1.0)
 
-    def __init__(self, cap: float, trainable: list[bool], weights: list[np.ndarray]):
-        self.cap, self.trainable = cap, trainable
-        self.weights = [w.copy() for w in weights]
 
-    def update(self, step: int, weights: list[np.ndarray]) -> None:
-        decay = np.float32(min(self.cap, (1.0 + step) / (10.0 + step)))
-        for i, (average, weight) in enumerate(zip(self.weights, weights)):
-            if self.trainable[i]:
-                self.weights[i] = decay * average + (np.float32(1.0) - decay) * weight
-            else:
-                self.weights[i] = weight.copy()
+def warmed_up_decay(cap: float):
+    """The training loop's own decay (dcgan.gan.average_decay) with another cap."""
+    return lambda step: average_decay(cap, np.float32(step)).numpy()
 
 
 def corner(samples: np.ndarray, grid_size: int) -> np.ndarray:
@@ -127,9 +120,10 @@ def main() -> None:
     gan = GAN(model, train, resolve_engine(train))
     iterator = iter(make_dataset(training_images, train, generator_input_size(model), 0))
     trainable = [variable.trainable for variable in gan.generator.variables]
-    averages = {f"power g={g:g}": PowerAverage(g, trainable) for g in args.power_ema}
     initial = [variable.numpy() for variable in gan.generator.variables]
-    averages.update({f"ema {d:g}": ExponentialAverage(d, trainable, initial)
+    averages = {f"power g={g:g}": MovingAverage(power_decay(g), trainable, initial)
+                for g in args.power_ema}
+    averages.update({f"ema {d:g}": MovingAverage(warmed_up_decay(d), trainable, initial)
                      for d in args.ema})
     scorer = build_generator(model)
 

@@ -68,6 +68,16 @@ def ramp_down_steps(train_params: TrainParams) -> int:
     return 0 if share == 0 else max(1, round(share * train_params.iterations))
 
 
+def average_decay(cap, steps):
+    """The sampling average's decay after `steps` steps: (1 + t) / (10 + t), at most `cap`.
+
+    The average starts by following the generator closely and slows to the set decay, so that
+    early snapshots and short runs are not dominated by the random initial weights (the
+    warm-up of tf.train.ExponentialMovingAverage). `steps` is a float32 tensor or scalar.
+    """
+    return tf.minimum(cap, (1.0 + steps) / (10.0 + steps))
+
+
 def refresh_rng(seed: int) -> np.random.Generator:
     """The latent vectors' source for refreshing batch-norm statistics of a run of train.seed
     `seed`: the train stage's, so that a benchmark's refresh equals the pipeline's."""
@@ -341,11 +351,7 @@ class GAN:
             (self.first_bad_step < 0) & tf.logical_not(finite), self.step_counter,
             self.first_bad_step))
         if self.ema_generator is not None:
-            # The average starts by following the generator closely and slows to the set
-            # decay, so that early snapshots and short runs are not dominated by the random
-            # initial weights (the warm-up of tf.train.ExponentialMovingAverage).
-            steps = tf.cast(self.step_counter, tf.float32)
-            decay = tf.minimum(self.train_params.ema, (1.0 + steps) / (10.0 + steps))
+            decay = average_decay(self.train_params.ema, tf.cast(self.step_counter, tf.float32))
             for average, weight in zip(self.ema_generator.variables,
                                        self.generator.variables):
                 if weight.trainable:
