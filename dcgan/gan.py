@@ -64,8 +64,11 @@ def make_optimizer(train_params: TrainParams, learning_rate: float, mixed: bool)
 
 def ramp_down_steps(train_params: TrainParams) -> int:
     """How many of the run's last steps train.learning_rate_ramp_down spans; 0: none."""
-    share = train_params.learning_rate_ramp_down
-    return 0 if share == 0 else max(1, round(share * train_params.iterations))
+    return _last_steps(train_params.learning_rate_ramp_down, train_params.iterations)
+
+
+def _last_steps(share: float, iterations: int) -> int:
+    return 0 if share == 0 else max(1, round(share * iterations))
 
 
 def average_decay(cap, steps):
