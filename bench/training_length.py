@@ -5,12 +5,12 @@
 
 RUN_DIR is a project folder after `dvc repro` (params.yaml, data/prepared/). Its recipe is
 trained once, with train.seed set to --seed, up to the largest length of --score-at. Unless
-train.learning_rate_ramp_down or train.r1_gamma_growth is on, nothing in a step depends on
-train.iterations (each step's data and noise are a function of the step alone), so the
-networks at step N are those of a run with `train.iterations=N`, and each row scores what
-that run's pipeline would: the average's batch-norm statistics recomputed from
+train.learning_rate_ramp_down, train.r1_gamma_growth or train.augment_fade is on, nothing in
+a step depends on train.iterations (each step's data and noise are a function of the step
+alone), so the networks at step N are those of a run with `train.iterations=N`, and each row
+scores what that run's pipeline would: the average's batch-norm statistics recomputed from
 train.ema_bn_batches batches, then the sample and evaluate stages' samples and scores. With
-either on, --score-at takes one length.
+any of them on, --score-at takes one length.
 
 --power-ema also tracks power-function averages (Karras et al. 2024, "Analyzing and
 Improving the Training Dynamics of Diffusion Models"), whose decay at step t is
@@ -110,7 +110,8 @@ def main() -> None:
         sys.exit("error: the run's train.ema is 0; there is no moving average to score")
     if not all(0.0 < cap < 1.0 for cap in args.ema):
         sys.exit("error: --ema takes caps between 0 and 1, such as 0.997")
-    for name, off in (("learning_rate_ramp_down", 0.0), ("r1_gamma_growth", 1.0)):
+    for name, off in (("learning_rate_ramp_down", 0.0), ("r1_gamma_growth", 1.0),
+                      ("augment_fade", 0.0)):
         if getattr(train, name) != off and len(set(args.score_at)) > 1:
             sys.exit(f"error: the run's train.{name} makes every step depend on the run's "
                      "length; give --score-at one length")

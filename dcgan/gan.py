@@ -67,6 +67,11 @@ def ramp_down_steps(train_params: TrainParams) -> int:
     return _last_steps(train_params.learning_rate_ramp_down, train_params.iterations)
 
 
+def fade_steps(train_params: TrainParams) -> int:
+    """How many of the run's last steps train.augment_fade spans; 0: none."""
+    return _last_steps(train_params.augment_fade, train_params.iterations)
+
+
 def _last_steps(share: float, iterations: int) -> int:
     return 0 if share == 0 else max(1, round(share * iterations))
 
@@ -193,10 +198,23 @@ class GAN:
             parts["augment"] = [self.augment_state]
         return parts
 
+    def augment_chance(self):
+        """The chance each augmentation policy applies on the step the step counter names:
+        None where every policy always applies, else ADA's or the fixed chance, which
+        train.augment_fade scales down over the run's last steps, as the learning rate's
+        ramp-down does, so that the last step takes 1/fade_steps of it."""
+        if self.augment_state is None:
+            return None
+        steps = fade_steps(self.train_params)
+        if not steps:
+            return self.augment_state[0]
+        remaining = (self.train_params.iterations - tf.cast(self.step_counter, tf.float32)) / steps
+        return self.augment_state[0] * tf.clip_by_value(remaining, 0.0, 1.0)
+
     def _augment(self, images, noise):
         if not self.policies:
             return images
-        probability = None if self.augment_state is None else self.augment_state[0]
+        probability = self.augment_chance()
         return diff_augment(images, noise, self.policies, self.train_params.augment_translation,
                             self.train_params.augment_cutout, self.train_params.augment_color,
                             probability)
@@ -342,7 +360,7 @@ class GAN:
                    for name, value in per_replica.items()}
         self.step_counter.assign_add(1)
         if self.augment_state is not None:
-            metrics["augment_probability"] = self.augment_state[0]
+            metrics["augment_probability"] = self.augment_chance()
         finite = tf.math.is_finite(metrics["d_loss"]) & tf.math.is_finite(metrics["g_loss"])
         # An update can turn the weights to NaN while its own loss is still finite; that
         # step counts as the first bad one, so that no checkpoint keeps such weights.

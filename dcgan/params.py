@@ -133,6 +133,9 @@ class TrainParams:
                                      "outputs on reals; 0 keeps the chance fixed")
     augment_ramp: int = spec(low=1, recipe=True,
                              doc="ADA: the real images over which the chance can move by 1")
+    augment_fade: float = spec(low=0.0, high=1.0, recipe=True,
+                               doc="the share of the run, at its end, over which the chance "
+                                   "falls linearly toward 0; 0 turns the fade off")
     r1_gamma: float = spec(low=0.0, recipe=True, doc="0 turns the R1 penalty off")
     r1_every: int = spec(low=1, recipe=True,
                          doc="the R1 penalty on every this many steps, times this many")
@@ -156,7 +159,7 @@ class TrainParams:
     @property
     def gated_augment(self) -> bool:
         """Whether each policy applies to each image by chance rather than always."""
-        return self.augment_probability < 1 or self.augment_target > 0
+        return self.augment_probability < 1 or self.augment_target > 0 or self.augment_fade > 0
 
     def validate(self) -> None:
         if self.loss in ("hinge", "relativistic") and self.label_noise > 0:
@@ -169,9 +172,13 @@ class TrainParams:
             raise ParamsError("train.ema_bn_batches: refreshes the moving average's statistics, "
                               "so it needs train.ema > 0; set it to 0")
         if self.gated_augment and not self.augment:
-            raise ParamsError("train.augment_probability, train.augment_target: set how often "
-                              "train.augment's policies apply, so they need one; set "
-                              "train.augment or set them to 1 and 0")
+            raise ParamsError("train.augment_probability, train.augment_target, "
+                              "train.augment_fade: set how often train.augment's policies "
+                              "apply, so they need one; set train.augment or set them to 1, 0 "
+                              "and 0")
+        if self.augment_fade > 0 and self.augment_target > 0:
+            raise ParamsError("train.augment_fade: sets the chance by the step, where ADA "
+                              "(train.augment_target) steers it; set one of them to 0")
         if self.augment_target > 0 and self.loss == "relativistic":
             raise ParamsError("train.augment_target: reads the sign of the discriminator's "
                               "outputs on reals, which the relativistic loss leaves free; "

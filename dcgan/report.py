@@ -18,8 +18,9 @@ RECIPE_KEYS = (
     ("train", "iterations"), ("train", "batch_size"), ("train", "optimizer"),
     ("train", "d_learning_rate"), ("train", "g_learning_rate"), ("train", "loss"),
     ("train", "augment"), ("train", "augment_probability"), ("train", "augment_target"),
-    ("train", "r1_gamma"), ("train", "r1_every"), ("train", "lecam_weight"),
-    ("train", "consistency_weight"), ("train", "ema"), ("train", "pixel_range"),
+    ("train", "augment_fade"), ("train", "r1_gamma"), ("train", "r1_every"),
+    ("train", "lecam_weight"), ("train", "consistency_weight"), ("train", "ema"),
+    ("train", "pixel_range"),
     ("train", "seed"),
 )
 FIGURES = (

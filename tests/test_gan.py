@@ -164,6 +164,38 @@ def test_the_ramp_down_slows_only_the_runs_last_steps(name):
     assert same == [True] * 4 + [False] * 2
 
 
+def test_the_fade_lowers_the_augmentation_chance_only_over_the_runs_last_steps():
+    # Six steps, the last half faded: steps 0 to 3 augment every image as a run without the
+    # fade does (step 3 at 3/3 of the chance), step 4 at 2/3 and step 5 at 1/3. Every weight of
+    # both networks matches the run without the fade until step 4, and none of the later
+    # steps does.
+    runs, chances = [], []
+    for share in (0.0, 0.5):
+        gan, model, train = build("compact", train__augment_fade=share)
+        data = batches(gan, model, train, white_images())
+        weights = []
+        for _ in range(train.iterations):
+            if share:
+                chances.append(float(gan.augment_chance()))
+            gan.step_fn(data)
+            weights.append([w.numpy() for w in gan.generator.weights + gan.discriminator.weights])
+        runs.append(weights)
+    np.testing.assert_allclose(chances, [1, 1, 1, 1, 2 / 3, 1 / 3], rtol=1e-6)
+    same = [all(np.array_equal(a, b) for a, b in zip(plain, faded))
+            for plain, faded in zip(*runs)]
+    assert same == [True] * 4 + [False] * 2
+
+
+def test_the_fade_scales_a_fixed_chance():
+    gan, model, train = build("compact", train__augment_probability=0.5,
+                              train__augment_fade=0.5, train__iterations=8)
+    chances = []
+    for step in range(train.iterations + 1):
+        gan.step_counter.assign(step)
+        chances.append(float(gan.augment_chance()))
+    np.testing.assert_allclose(chances, [0.5] * 5 + [0.375, 0.25, 0.125, 0.0], rtol=1e-6)
+
+
 @pytest.mark.parametrize("policies", [(p,) for p in AUGMENT_POLICIES] + [AUGMENT_POLICIES])
 def test_every_augmentation_keeps_the_shape_and_stays_in_its_range(policies):
     rng = np.random.default_rng(0)

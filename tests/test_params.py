@@ -115,6 +115,7 @@ def test_sections_are_frozen():
      "train.augment_probability: expected a number >= 0.0 and <= 1.0"),
     ("train", "augment_target", -0.1, "train.augment_target: expected a number >= 0.0 and <= 1.0"),
     ("train", "augment_ramp", 0, "train.augment_ramp: expected an integer >= 1"),
+    ("train", "augment_fade", 1.5, "train.augment_fade: expected a number >= 0.0 and <= 1.0"),
     ("prepare", "md5", "abc", "prepare.md5: expected a string (32 lowercase hex digits)"),
     ("prepare", "class_name", "toad", "prepare.class_name: expected one of 'airplane'"),
     ("prepare", "holdout_fraction", 1.0, "prepare.holdout_fraction: expected a number"),
@@ -154,9 +155,17 @@ def test_bad_value_is_rejected_with_the_key_named(section, key, value, words):
      r"train.consistency_weight: compares two augmentations of each image, so it needs "
      r"train.augment"),
     ({"train__augment_probability": 0.5},
-     r"train.augment_probability, train.augment_target: set how often train.augment's"),
+     r"train.augment_probability, train.augment_target, train.augment_fade: set how often "
+     r"train.augment's"),
     ({"train__augment_target": 0.6},
-     r"train.augment_probability, train.augment_target: set how often train.augment's"),
+     r"train.augment_probability, train.augment_target, train.augment_fade: set how often "
+     r"train.augment's"),
+    ({"train__augment_fade": 0.25},
+     r"train.augment_probability, train.augment_target, train.augment_fade: set how often "
+     r"train.augment's"),
+    ({"train__augment": ["cutout"], "train__augment_target": 0.6, "train__augment_fade": 0.25},
+     r"train.augment_fade: sets the chance by the step, where ADA \(train.augment_target\) "
+     r"steers it; set one of them to 0"),
     ({"train__augment": ["cutout"], "train__loss": "relativistic", "train__label_noise": 0.0,
       "train__augment_target": 0.6},
      r"train.augment_target: reads the sign of the discriminator's outputs on reals"),

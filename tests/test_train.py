@@ -220,6 +220,11 @@ def test_the_train_log_records_the_augmentation_chance_where_it_is_not_always(tm
     assert chances[:3] == [0.5] * 3 and chances[3] in (0.0, 1.0) and chances[3:] == [chances[3]] * 3
     text = train_log.rows_to_csv(ada.log_rows)
     assert text.splitlines()[0].endswith(",seconds,augment_probability")
+    # With the fade over the last half, each row gives the chance the next step takes.
+    model, train = recipe("compact", train__log_every=1, train__augment_fade=0.5)
+    faded = training.fit(images, model, train, tmp_path / "faded", "d")
+    np.testing.assert_allclose([row["augment_probability"] for row in faded.log_rows],
+                               [1, 1, 1, 2 / 3, 1 / 3, 0], rtol=1e-6)
 
 
 def test_gan_hook_changes_the_gan_before_its_first_step(tmp_path):
