@@ -22,6 +22,13 @@ until its decay reaches train.ema. They are scored the same way beside the defau
 min(d, (1 + t) / (10 + t)) from the same initial weights, so that one run scores several
 caps on the same networks. Given the run's own train.ema, it repeats the default's row.
 
+--branch-at STEP with --variant KEY=VALUE[,KEY=VALUE...] (once per variant) trains the recipe
+to STEP once, then carries its networks, optimizers and averages on to the length of
+--score-at as the run's params have it and again under each variant's train params, and
+scores each at that length. A variant whose params act only after STEP, such as
+train.augment_fade or train.learning_rate_ramp_down over the steps after it, scores what a
+whole run with them would, for the steps after STEP alone.
+
 --grid writes each row's samples to DIR as the top-left 4x4 corner of the grid that the
 run's report would show (reports/samples.png), as docs/recipe-search.md prints them.
 """
@@ -39,15 +46,17 @@ os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 import numpy as np  # noqa: E402
+from ruamel.yaml import YAML  # noqa: E402
 
 from dcgan.artifacts import load_images  # noqa: E402
 from dcgan.dataset import make_dataset  # noqa: E402
 from dcgan.engine import resolve_engine  # noqa: E402
+from dcgan.errors import ParamsError  # noqa: E402
 from dcgan.evaluation import evaluate  # noqa: E402
 from dcgan.gan import GAN, average_decay, refresh_batch_norm_statistics, refresh_rng  # noqa: E402
 from dcgan.grids import image_grid, save_png  # noqa: E402
 from dcgan.models import build_generator, generator_input_size  # noqa: E402
-from dcgan.params import load_sections  # noqa: E402
+from dcgan.params import TrainParams, load_sections, parse_section  # noqa: E402
 from dcgan.progress import LogLines, progress_bar  # noqa: E402
 from dcgan.sampling import draw_samples  # noqa: E402
 
@@ -83,6 +92,45 @@ def warmed_up_decay(cap: float):
     return lambda step: average_decay(cap, np.float32(step)).numpy()
 
 
+def parse_variant(text: str, train: TrainParams) -> TrainParams:
+    """The run's train params with --variant's comma-separated train.KEY=VALUE changes."""
+    values = {key: list(value) if isinstance(value, tuple) else value
+              for key, value in dataclasses.asdict(train).items()}
+    for change in text.split(","):
+        key, equals, value = change.partition("=")
+        section, _, name = key.strip().partition(".")
+        if not equals or section != "train" or name not in values:
+            sys.exit(f"error: --variant {text!r}: expected train.KEY=VALUE changes, such as "
+                     "train.augment_fade=0.25")
+        values[name] = YAML(typ="safe", pure=True).load(value)  # as `dvc exp run -S` reads it
+    try:
+        return parse_section("train", values)
+    except ParamsError as error:
+        sys.exit(f"error: --variant {text!r}: {error}")
+
+
+def carried_state(gan: GAN) -> dict[str, list]:
+    """What a branch carries from the trunk: every variable of gan.state() but the optimizers'
+    learning rates, which each variant sets from its own params (a schedule keeps none)."""
+    return {owner: [variable for variable in variables
+                    if not getattr(variable, "path", variable.name).endswith("learning_rate")]
+            for owner, variables in gan.state().items()}
+
+
+def carry(saved: dict[str, list[np.ndarray]], gan: GAN, step: int, label: str) -> None:
+    """Sets `gan`'s variables to the trunk's `saved` values at `step`, owner by owner."""
+    for owner, variables in carried_state(gan).items():
+        if owner not in saved:
+            continue  # a state the trunk does not keep starts where a whole run starts it
+        values = saved[owner]
+        if [v.shape for v in values] != [tuple(variable.shape) for variable in variables]:
+            sys.exit(f"error: --variant {label!r} changes what {owner} holds, so it cannot "
+                     "carry on from the trunk's networks")
+        for variable, value in zip(variables, values):
+            variable.assign(value)
+    gan.step_counter.assign(step)
+
+
 def corner(samples: np.ndarray, grid_size: int) -> np.ndarray:
     """The top-left CORNER x CORNER cells of the report's grid_size x grid_size samples grid."""
     side = min(CORNER, grid_size)
@@ -99,6 +147,10 @@ def main() -> None:
                         help="exponents g of power-function averages to score beside")
     parser.add_argument("--ema", type=float, nargs="*", default=[],
                         help="other caps d of the default's warmed-up average to score beside")
+    parser.add_argument("--branch-at", type=int, metavar="STEP",
+                        help="carry the networks at STEP on under each --variant")
+    parser.add_argument("--variant", action="append", default=[], metavar="KEY=VALUE,...",
+                        help="train params to change from --branch-at on")
     parser.add_argument("--grid", type=Path, metavar="DIR",
                         help="write each row's corner of the samples grid to DIR")
     args = parser.parse_args()
@@ -115,7 +167,16 @@ def main() -> None:
         if getattr(train, name) != off and len(set(args.score_at)) > 1:
             sys.exit(f"error: the run's train.{name} makes every step depend on the run's "
                      "length; give --score-at one length")
+    if bool(args.variant) != (args.branch_at is not None):
+        sys.exit("error: --branch-at and --variant come together")
+    if args.branch_at is not None:
+        if len(args.score_at) > 1 or args.ema or args.power_ema:
+            sys.exit("error: --branch-at scores one length of --score-at, and no --ema or "
+                     "--power-ema")
+        if not 0 < args.branch_at < args.score_at[0]:
+            sys.exit("error: --branch-at must lie between 0 and --score-at")
     train = dataclasses.replace(train, seed=args.seed, iterations=max(args.score_at))
+    variants = {text: parse_variant(text, train) for text in args.variant}
     training_images = load_images(run / "data" / "prepared" / "train.npz")
     reference = load_images(run / "data" / "prepared" / "test.npz")
     gan = GAN(model, train, resolve_engine(train))
@@ -128,13 +189,13 @@ def main() -> None:
                      for d in args.ema})
     scorer = build_generator(model)
 
-    def score(name: str, step: int, weights: list[np.ndarray]) -> None:
+    def score(name: str, step: int, weights: list[np.ndarray], params=train) -> None:
         for variable, weight in zip(scorer.variables, weights):
             variable.assign(weight)
-        refresh_batch_norm_statistics(scorer, train.ema_bn_batches, train.batch_size,
-                                      refresh_rng(train.seed))
+        refresh_batch_norm_statistics(scorer, params.ema_bn_batches, params.batch_size,
+                                      refresh_rng(params.seed))
         samples, _ = draw_samples(scorer, sample.num_samples, sample.seed, sample.batch_size,
-                                  train.pixel_range)
+                                  params.pixel_range)
         scores = evaluate(samples, training_images, reference, evaluate_params)["generated"]
         swd = [f"{scores[key]:.2f}" + ("" if scores[f"{key}_error"] is None
                                        else f" ± {scores[f'{key}_error']:.2f}")
@@ -150,17 +211,25 @@ def main() -> None:
           f"{train.batch_size}, {sample.num_samples} samples\n")
     print("| seed | steps | average | SWD 16 | SWD 32 | nearest | pairwise |")
     print("| ---: | ---: | --- | ---: | ---: | ---: | ---: |")
-    progress = progress_bar(total=train.iterations, unit="step", desc="train")
+    branch_steps = (train.iterations - args.branch_at) * len(variants) if variants else 0
+    progress = progress_bar(total=train.iterations + branch_steps, unit="step", desc="train")
     started, lines = time.perf_counter(), LogLines(LOG_INTERVAL)
-    for step in range(1, train.iterations + 1):
-        metrics = gan.step_fn(iterator)
+
+    def log(step: int, metrics: dict, label: str = "") -> None:
         progress.update(1)
         now = time.perf_counter()
         if lines.due(now):
             chance = ("" if "augment_probability" not in metrics
                       else f", augment chance {float(metrics['augment_probability']):.3f}")
-            print(f"train: step {step} of {train.iterations}, {now - started:.0f} s{chance}",
-                  file=sys.stderr, flush=True)
+            print(f"train{label}: step {step} of {train.iterations}, {now - started:.0f} s"
+                  f"{chance}", file=sys.stderr, flush=True)
+
+    saved = None
+    for step in range(1, train.iterations + 1):
+        log(step, gan.step_fn(iterator))
+        if step == args.branch_at:
+            saved = {owner: [variable.numpy() for variable in variables]
+                     for owner, variables in carried_state(gan).items()}
         if averages:
             weights = [variable.numpy() for variable in gan.generator.variables]
             for average in averages.values():
@@ -169,6 +238,15 @@ def main() -> None:
             score("default", step, [variable.numpy() for variable in gan.ema_generator.variables])
             for name, average in averages.items():
                 score(name, step, average.weights)
+    for text, params in variants.items():
+        gan = GAN(model, params, resolve_engine(params))
+        carry(saved, gan, args.branch_at, text)
+        iterator = iter(make_dataset(training_images, params, generator_input_size(model),
+                                     args.branch_at))
+        for step in range(args.branch_at + 1, params.iterations + 1):
+            log(step, gan.step_fn(iterator), f" ({text})")
+        score(f"default; from step {args.branch_at}: {text}", params.iterations,
+              [variable.numpy() for variable in gan.ema_generator.variables], params)
     progress.close()
 
 
