@@ -38,6 +38,7 @@ from __future__ import annotations
 import argparse
 import dataclasses
 import os
+import re
 import sys
 import time
 from pathlib import Path
@@ -203,7 +204,7 @@ def main() -> None:
         print(f"| {args.seed} | {step} | {name} | {swd[0]} | {swd[1]} "
               f"| {scores['memorisation']:.3f} | {scores['diversity']:.3f} |", flush=True)
         if args.grid:
-            label = name.replace(" ", "-").replace("=", "")
+            label = re.sub(r"[^\w.-]+", "-", name.replace("=", ""))
             path = args.grid / f"seed{args.seed}-{step}-{label}.png"
             save_png(path, corner(samples, evaluate_params.grid_size))
 
