@@ -25,9 +25,19 @@ def make_dataset(images: np.ndarray, train_params: TrainParams, input_size: int,
     order, epoch after epoch. With `mirror`, each real image is flipped left to right with
     probability one half.
     """
-    num_images, batch = len(images), train_params.batch_size
-    steps_per_epoch = num_images // batch
     images_tensor = tf.constant(images)
+    dataset = _steps(images_tensor, train_params, input_size, train_params.batch_size,
+                     start_step, train_params.iterations, replicas)
+    options = tf.data.Options()
+    options.deterministic = True
+    return dataset.prefetch(tf.data.AUTOTUNE).with_options(options)
+
+
+def _steps(images_tensor: tf.Tensor, train_params: TrainParams, input_size: int, batch: int,
+           first: int, last: int, replicas: int) -> tf.data.Dataset:
+    # The batches of steps first to last - 1, each of `batch` images.
+    num_images = int(images_tensor.shape[0])
+    steps_per_epoch = num_images // batch
     seed = tf.constant([train_params.seed, 0], tf.int64)
 
     def batch_for_step(step):
@@ -71,12 +81,10 @@ def make_dataset(images: np.ndarray, train_params: TrainParams, input_size: int,
                 draws[name] = tf.concat([draws[name], gates], axis=1)
         return draws
 
-    dataset = tf.data.Dataset.range(start_step, train_params.iterations).map(
+    dataset = tf.data.Dataset.range(first, last).map(
         batch_for_step, num_parallel_calls=tf.data.AUTOTUNE, deterministic=True)
     if replicas > 1:
         # Rebatching gives the batch a static size, which tf.distribute needs to split it
         # into one consecutive slice per replica.
         dataset = dataset.unbatch().batch(batch, drop_remainder=True)
-    options = tf.data.Options()
-    options.deterministic = True
-    return dataset.prefetch(tf.data.AUTOTUNE).with_options(options)
+    return dataset

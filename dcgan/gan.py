@@ -231,6 +231,7 @@ class GAN:
         params = self.train_params
         real = batch["real"]
         size = tf.shape(real)[0]
+        batch_size = self._global_batch_size(real)
         fake = tf.cast(self.generator(batch["z_d"], training=True), tf.float32)
         images = tf.concat([self._augment(fake, batch["aug_fake_d"]),
                             self._augment(real, batch["aug_real"])], axis=0)
@@ -247,7 +248,7 @@ class GAN:
                     penalised += tf.reduce_sum(logits[:size])
             fake_logits, real_logits = logits[:size], logits[size:]
             d_loss = self.loss.d_sum(real_logits, fake_logits, batch["noise_real"],
-                                     batch["noise_fake"]) / params.batch_size
+                                     batch["noise_fake"]) / batch_size
             total = d_loss
             if with_r1:
                 # R1 (Mescheder et al. 2018): the squared gradient norm on the reals the
@@ -257,12 +258,12 @@ class GAN:
                 gradients = input_tape.gradient(penalised, images)
                 if params.r1_gamma > 0:
                     total += params.r1_every * self.r1_weight() / 2 * tf.reduce_sum(
-                        tf.square(gradients[size:])) / params.batch_size
+                        tf.square(gradients[size:])) / batch_size
                 if params.r2_gamma > 0:
                     # R2 (R3GAN, Huang et al. 2024): the same penalty on the fakes the
                     # discriminator saw, on R1's steps, at a constant weight.
                     total += params.r1_every * params.r2_gamma / 2 * tf.reduce_sum(
-                        tf.square(gradients[:size])) / params.batch_size
+                        tf.square(gradients[:size])) / batch_size
             if params.lecam_weight > 0:
                 # LeCam (Tseng et al. 2021), as their code writes it: reals are pulled no
                 # further up than the fakes' average output, fakes no further down than the
@@ -270,7 +271,7 @@ class GAN:
                 real_anchor, fake_anchor = self.lecam_anchors[0], self.lecam_anchors[1]
                 penalty = tf.reduce_sum(tf.square(tf.nn.relu(sign * real_logits - fake_anchor)))
                 penalty += tf.reduce_sum(tf.square(tf.nn.relu(real_anchor - sign * fake_logits)))
-                total += params.lecam_weight * penalty / params.batch_size
+                total += params.lecam_weight * penalty / batch_size
             if params.consistency_weight > 0:
                 # bCR (Zhao et al. 2021): the same images under a second augmentation should
                 # get the same outputs, for reals and fakes alike.
@@ -278,32 +279,32 @@ class GAN:
                                    self._augment(real, batch["aug_real_2"])], axis=0)
                 other = tf.cast(self.discriminator(views, training=True), tf.float32)
                 total += params.consistency_weight * tf.reduce_sum(
-                    tf.square(other - logits)) / params.batch_size
+                    tf.square(other - logits)) / batch_size
             scaled = self.d_optimizer.scale_loss(total)
         variables = self.discriminator.trainable_variables
         self.d_optimizer.apply(tape.gradient(scaled, variables), variables)
         if params.lecam_weight > 0:
-            self._update_lecam_anchors(sign * real_logits, sign * fake_logits)
+            self._update_lecam_anchors(sign * real_logits, sign * fake_logits, batch_size)
         if params.augment_target > 0:
-            self._adapt_augment_probability(sign * real_logits)
+            self._adapt_augment_probability(sign * real_logits, batch_size)
         if self.loss.pairs_reals:
             # A pairing loss judges only differences of logits, so a logit's sign says nothing:
             # both accuracies are the fraction of pairs the discriminator ranks right.
-            ranked = self._fraction(real_logits > fake_logits)
+            ranked = self._fraction(real_logits > fake_logits, batch_size)
             return {"d_loss": d_loss, "d_real_accuracy": ranked, "d_fake_accuracy": ranked}
         return {"d_loss": d_loss,
-                "d_real_accuracy": self._fraction(sign * real_logits > 0),
-                "d_fake_accuracy": self._fraction(sign * fake_logits < 0)}
+                "d_real_accuracy": self._fraction(sign * real_logits > 0, batch_size),
+                "d_fake_accuracy": self._fraction(sign * fake_logits < 0, batch_size)}
 
-    def _update_lecam_anchors(self, real_logits, fake_logits):
+    def _update_lecam_anchors(self, real_logits, fake_logits, batch_size):
         # Global means over every replica's share of the batch, then the moving average.
         context = tf.distribute.get_replica_context()
         sums = context.all_reduce(tf.distribute.ReduceOp.SUM, tf.stack([
             tf.reduce_sum(real_logits), tf.reduce_sum(fake_logits)]))
-        means = tf.stop_gradient(sums / self.train_params.batch_size)
+        means = tf.stop_gradient(sums / batch_size)
         self.lecam_anchors.assign(LECAM_DECAY * self.lecam_anchors + (1 - LECAM_DECAY) * means)
 
-    def _adapt_augment_probability(self, real_logits):
+    def _adapt_augment_probability(self, real_logits, batch_size):
         # ADA (Karras et al. 2020): every ADA_INTERVAL steps, r_t, the mean sign of the
         # outputs on the reals since the last move, is compared with its target: above it the
         # discriminator is taken to overfit and the chance rises, below it the chance falls,
@@ -315,8 +316,8 @@ class GAN:
                                    tf.reduce_sum(tf.sign(real_logits)))
         probability = self.augment_state[0]
         total = self.augment_state[1] + signs
-        count = self.augment_state[2] + params.batch_size
-        due = count >= ADA_INTERVAL * params.batch_size
+        count = self.augment_state[2] + batch_size
+        due = count >= ADA_INTERVAL * batch_size
         moved = tf.clip_by_value(
             probability + tf.sign(total / count - params.augment_target) * count
             / params.augment_ramp, 0.0, 1.0)
@@ -339,15 +340,19 @@ class GAN:
                 g_loss = self.loss.g_sum(logits[:size], logits[size:])
             else:
                 g_loss = self.loss.g_sum(logits)
-            g_loss = g_loss / self.train_params.batch_size
+            g_loss = g_loss / self._global_batch_size(fake)
             scaled = self.g_optimizer.scale_loss(g_loss)
         variables = self.generator.trainable_variables
         self.g_optimizer.apply(tape.gradient(scaled, variables), variables)
         return {"g_loss": g_loss}
 
-    def _fraction(self, condition):
+    def _fraction(self, condition, batch_size):
         # A share of the global batch, so that replicas' shares add up.
-        return tf.reduce_sum(tf.cast(condition, tf.float32)) / self.train_params.batch_size
+        return tf.reduce_sum(tf.cast(condition, tf.float32)) / batch_size
+
+    def _global_batch_size(self, images):
+        # The step's batch over every replica, from the images themselves.
+        return tf.cast(tf.shape(images)[0] * self.engine.replicas, tf.float32)
 
     def _train_replica(self, batch, with_r1: bool):
         return {**self.discriminator_step(batch, with_r1), **self.generator_step(batch)}
