@@ -61,7 +61,7 @@ def main() -> None:
                                   sample.batch_size, train.pixel_range)
         scores = evaluate(samples, train_images, reference, evaluate_params, inception_model)
         steps = result.last_step
-        results.append((name, steps, steps * train.batch_size, result.seconds, scores))
+        results.append((name, steps, train.images_seen(steps), result.seconds, scores))
         pictures.append(grids.image_grid(samples[:64], 8, 8))
 
     floor = results[0][4]["floor"]

@@ -4,9 +4,9 @@
 
 RUN_DIR is a project folder after `dvc repro` (params.yaml, models/, data/prepared/). For
 each count in --batches and each draw in --draws, the saved moving average's statistics are
-recomputed from that many batches of latent vectors (train.batch_size each), as the train
-stage does with train.ema_bn_batches; draw "own" uses the train stage's own latent vectors,
-draw N those of a run with train.seed N. Each setting then samples and scores as the sample
+recomputed from that many batches of latent vectors (of the batch size the run ended at), as
+the train stage does with train.ema_bn_batches; draw "own" uses the train stage's own latent
+vectors, draw N those of a run with train.seed N. Each setting then samples and scores as the sample
 and evaluate stages do. Training is untouched, so the differences between rows are the
 estimate's alone: how much the refresh count matters, and how far one set of latent vectors
 moves the scores.
@@ -31,6 +31,11 @@ from dcgan.params import load_sections  # noqa: E402
 from dcgan.sampling import draw_samples, load_generator  # noqa: E402
 
 
+def last_batch_size(recipe: dict) -> int:
+    """The batch size the run ended at: train.late_batch_size where train.late_share is set."""
+    return recipe["late_batch_size"] if recipe.get("late_share") else recipe["batch_size"]
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("run_dir", type=Path)
@@ -53,7 +58,7 @@ def main() -> None:
             seed = recipe["seed"] if draw == "own" else int(draw)
             generator = load_generator(run / "models" / "generator.keras")
             started = time.perf_counter()
-            refresh_batch_norm_statistics(generator, count, recipe["batch_size"],
+            refresh_batch_norm_statistics(generator, count, last_batch_size(recipe),
                                           refresh_rng(seed))
             refreshed = time.perf_counter() - started
             samples, _ = draw_samples(generator, sample.num_samples, sample.seed,

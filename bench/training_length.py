@@ -5,12 +5,12 @@
 
 RUN_DIR is a project folder after `dvc repro` (params.yaml, data/prepared/). Its recipe is
 trained once, with train.seed set to --seed, up to the largest length of --score-at. Unless
-train.learning_rate_ramp_down, train.r1_gamma_growth or train.augment_fade is on, nothing in
-a step depends on train.iterations (each step's data and noise are a function of the step
-alone), so the networks at step N are those of a run with `train.iterations=N`, and each row
-scores what that run's pipeline would: the average's batch-norm statistics recomputed from
-train.ema_bn_batches batches, then the sample and evaluate stages' samples and scores. With
-any of them on, --score-at takes one length.
+train.learning_rate_ramp_down, train.r1_gamma_growth, train.augment_fade or train.late_share is
+on, nothing in a step depends on train.iterations (each step's data and noise are a function
+of the step alone), so the networks at step N are those of a run with `train.iterations=N`,
+and each row scores what that run's pipeline would: the average's batch-norm statistics
+recomputed from train.ema_bn_batches batches, then the sample and evaluate stages' samples
+and scores. With any of them on, --score-at takes one length.
 
 --power-ema also tracks power-function averages (Karras et al. 2024, "Analyzing and
 Improving the Training Dynamics of Diffusion Models"), whose decay at step t is
@@ -164,7 +164,7 @@ def main() -> None:
     if not all(0.0 < cap < 1.0 for cap in args.ema):
         sys.exit("error: --ema takes caps between 0 and 1, such as 0.997")
     for name, off in (("learning_rate_ramp_down", 0.0), ("r1_gamma_growth", 1.0),
-                      ("augment_fade", 0.0)):
+                      ("augment_fade", 0.0), ("late_share", 0.0)):
         if getattr(train, name) != off and len(set(args.score_at)) > 1:
             sys.exit(f"error: the run's train.{name} makes every step depend on the run's "
                      "length; give --score-at one length")
@@ -193,7 +193,7 @@ def main() -> None:
     def score(name: str, step: int, weights: list[np.ndarray], params=train) -> None:
         for variable, weight in zip(scorer.variables, weights):
             variable.assign(weight)
-        refresh_batch_norm_statistics(scorer, params.ema_bn_batches, params.batch_size,
+        refresh_batch_norm_statistics(scorer, params.ema_bn_batches, params.last_batch_size,
                                       refresh_rng(params.seed))
         samples, _ = draw_samples(scorer, sample.num_samples, sample.seed, sample.batch_size,
                                   params.pixel_range)

@@ -23,11 +23,19 @@ def make_dataset(images: np.ndarray, train_params: TrainParams, input_size: int,
     columns. Everything is a pure function of (seed, step), so a resumed run sees exactly the
     batches an uninterrupted one would. The book's order (`shuffle` false) walks the images in
     order, epoch after epoch. With `mirror`, each real image is flipped left to right with
-    probability one half.
+    probability one half. Over the run's last train.late_share the batches hold
+    train.late_batch_size images, each step's as a run of that batch size draws it.
     """
     images_tensor = tf.constant(images)
+    iterations, late = train_params.iterations, train_params.late_start
     dataset = _steps(images_tensor, train_params, input_size, train_params.batch_size,
-                     start_step, train_params.iterations, replicas)
+                     start_step, max(start_step, late), replicas)
+    if train_params.late_share > 0:
+        # Both parts even where one has no steps left, so that the batch's size is unknown to
+        # the traced step in a resumed run as in a whole one: the same graph, the same sums.
+        dataset = dataset.concatenate(_steps(
+            images_tensor, train_params, input_size, train_params.late_batch_size,
+            max(start_step, late), iterations, replicas))
     options = tf.data.Options()
     options.deterministic = True
     return dataset.prefetch(tf.data.AUTOTUNE).with_options(options)

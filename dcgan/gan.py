@@ -351,7 +351,8 @@ class GAN:
         return tf.reduce_sum(tf.cast(condition, tf.float32)) / batch_size
 
     def _global_batch_size(self, images):
-        # The step's batch over every replica, from the images themselves.
+        # The step's batch over every replica: train.batch_size, or train.late_batch_size over
+        # the run's last train.late_share.
         return tf.cast(tf.shape(images)[0] * self.engine.replicas, tf.float32)
 
     def _train_replica(self, batch, with_r1: bool):
@@ -418,7 +419,8 @@ class GAN:
             count = min(count, most)
         if self.ema_generator is None or count == 0:
             return
-        refresh_batch_norm_statistics(self.ema_generator, count, self.train_params.batch_size,
+        refresh_batch_norm_statistics(self.ema_generator, count,
+                                      self.train_params.last_batch_size,
                                       refresh_rng(self.train_params.seed))
 
     def generate(self, latents: np.ndarray, refresh_most: int | None = None) -> np.ndarray:

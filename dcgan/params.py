@@ -136,6 +136,11 @@ class TrainParams:
     augment_fade: float = spec(low=0.0, high=1.0, recipe=True,
                                doc="the share of the run, at its end, over which the chance "
                                    "falls linearly toward 0; 0 turns the fade off")
+    late_share: float = spec(low=0.0, high=1.0, recipe=True,
+                             doc="the share of the run, at its end, that trains at "
+                                 "late_batch_size; 0: none")
+    late_batch_size: int = spec(low=0, recipe=True,
+                                doc="the batch size of the run's last late_share; 0: none")
     r1_gamma: float = spec(low=0.0, recipe=True, doc="0 turns the R1 penalty off")
     r1_every: int = spec(low=1, recipe=True,
                          doc="the R1 penalty on every this many steps, times this many")
@@ -157,6 +162,33 @@ class TrainParams:
     distribute: str = spec(choices=("auto", "off"))
 
     @property
+    def late_start(self) -> int:
+        """The first step, counting from 0, at train.late_batch_size; iterations where none."""
+        if self.late_share == 0:
+            return self.iterations
+        return self.iterations - max(1, round(self.late_share * self.iterations))
+
+    def batch_size_at(self, step: int) -> int:
+        """The batch size of step `step`, counting from 0."""
+        return self.batch_size if step < self.late_start else self.late_batch_size
+
+    @property
+    def batch_sizes(self) -> dict[str, int]:
+        """Every batch size the run trains at, by the key that sets it."""
+        late = {"late_batch_size": self.late_batch_size} if self.late_share > 0 else {}
+        return {"batch_size": self.batch_size, **late}
+
+    @property
+    def last_batch_size(self) -> int:
+        """The batch size the run ends at, which the average's batch-norm refresh uses."""
+        return self.batch_size_at(self.iterations - 1)
+
+    def images_seen(self, steps: int) -> int:
+        """The real images the run's first `steps` steps train on."""
+        early = min(steps, self.late_start)
+        return early * self.batch_size + (steps - early) * self.batch_size_at(steps - 1)
+
+    @property
     def gated_augment(self) -> bool:
         """Whether each policy applies to each image by chance rather than always."""
         return self.augment_probability < 1 or self.augment_target > 0 or self.augment_fade > 0
@@ -168,6 +200,9 @@ class TrainParams:
         if self.consistency_weight > 0 and not self.augment:
             raise ParamsError("train.consistency_weight: compares two augmentations of each "
                               "image, so it needs train.augment; set one or set it to 0")
+        if (self.late_share > 0) != (self.late_batch_size > 0):
+            raise ParamsError("train.late_share, train.late_batch_size: the run's last share "
+                              "trains at the late batch size, so set both or neither to 0")
         if self.ema_bn_batches > 0 and self.ema == 0:
             raise ParamsError("train.ema_bn_batches: refreshes the moving average's statistics, "
                               "so it needs train.ema > 0; set it to 0")

@@ -15,7 +15,8 @@ from dcgan.train_log import OPTIONAL_COLUMNS, read_train_log
 RECIPE_KEYS = (
     ("model", "architecture"), ("model", "width"), ("model", "latent_dim"),
     ("model", "minibatch_std_group"),
-    ("train", "iterations"), ("train", "batch_size"), ("train", "optimizer"),
+    ("train", "iterations"), ("train", "batch_size"), ("train", "late_share"),
+    ("train", "late_batch_size"), ("train", "optimizer"),
     ("train", "d_learning_rate"), ("train", "g_learning_rate"), ("train", "loss"),
     ("train", "augment"), ("train", "augment_probability"), ("train", "augment_target"),
     ("train", "augment_fade"), ("train", "r1_gamma"), ("train", "r1_every"),

@@ -44,7 +44,7 @@ def save_outputs(result, out_dir: str | os.PathLike) -> None:
                        "mixed_precision": gan.engine.mixed_precision},
             "generator": "exponential moving average" if gan.ema_generator else "trained",
             "seconds": round(result.seconds, 1),
-            "images_per_second": round(steps * gan.train_params.batch_size / result.seconds, 1),
+            "images_per_second": round(gan.train_params.images_seen(steps) / result.seconds, 1),
         })
     logger.info("wrote %s", out_dir)
 

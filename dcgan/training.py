@@ -38,17 +38,18 @@ SNAPSHOT_BN_BATCHES = 16
 def check_batch_size(train_params: TrainParams, model_params: ModelParams, num_images: int,
                      engine: Engine) -> None:
     """Rejects a batch size that only turns out wrong once the data and devices are known."""
-    if train_params.batch_size > num_images:
-        raise ParamsError(f"train.batch_size: {train_params.batch_size} is larger than the "
-                          f"{num_images} training images")
-    if train_params.batch_size % engine.replicas:
-        raise ParamsError(f"train.batch_size: {train_params.batch_size} does not split evenly "
-                          f"over {engine.replicas} devices")
-    group, share = model_params.minibatch_std_group, train_params.batch_size // engine.replicas
-    if group and share % group:
-        raise ParamsError(f"model.minibatch_std_group: {group} does not divide the "
-                          f"{share} images each device's discriminator sees per step "
-                          "(train.batch_size over the devices)")
+    for key, batch_size in train_params.batch_sizes.items():
+        if batch_size > num_images:
+            raise ParamsError(f"train.{key}: {batch_size} is larger than the {num_images} "
+                              "training images")
+        if batch_size % engine.replicas:
+            raise ParamsError(f"train.{key}: {batch_size} does not split evenly over "
+                              f"{engine.replicas} devices")
+        group, share = model_params.minibatch_std_group, batch_size // engine.replicas
+        if group and share % group:
+            raise ParamsError(f"model.minibatch_std_group: {group} does not divide the "
+                              f"{share} images each device's discriminator sees per step "
+                              f"(train.{key} over the devices)")
 
 
 @dataclass

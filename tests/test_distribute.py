@@ -18,8 +18,12 @@ LAZY_R1 = {"train__r1_gamma": 10.0, "train__r1_every": 2, "train__r1_gamma_growt
 # its second interval, with the chance moved once and two steps' signs counted.
 ADA = {"train__augment_probability": 0.5, "train__augment_target": 0.6,
        "train__augment_ramp": 128, "train__iterations": 6}
+# The batch grows from 8 to 16 for the last two of four steps: each replica's share grows, and
+# the losses, accuracies and LeCam's anchors divide by the larger global batch.
+LATE_BATCH = {"train__late_share": 0.5, "train__late_batch_size": 16, "train__lecam_weight": 10.0}
 CASES = {"chollet": ("chollet", {}), "levers": ("compact", LEVERS),
-         "lazy-r1": ("compact", LAZY_R1), "ada": ("compact", ADA)}
+         "lazy-r1": ("compact", LAZY_R1), "ada": ("compact", ADA),
+         "late-batch": ("compact", LATE_BATCH)}
 
 # Each tiny recipe trains on one device and on two; the losses must agree.
 CODE = """

@@ -186,6 +186,28 @@ def test_the_fade_lowers_the_augmentation_chance_only_over_the_runs_last_steps()
     assert same == [True] * 4 + [False] * 2
 
 
+def test_a_late_batch_is_scored_as_a_run_of_that_batch_size_scores_it():
+    # The losses, accuracies and regularisers are sums over the batch divided by its size: on
+    # a late step of 16 images they must be a batch-16 run's, not twice them.
+    levers = {"train__lecam_weight": 1.0, "train__r1_gamma": 1.0, "train__r1_every": 1}
+    late, model, train = build("compact", train__late_share=0.5, train__late_batch_size=16,
+                               **levers)
+    large, _, large_train = build("compact", train__batch_size=16, **levers)
+    for network in ("generator", "discriminator"):
+        for ours, theirs in zip(getattr(late, network).variables,
+                                getattr(large, network).variables):
+            ours.assign(theirs)
+    batch = next(iter(make_dataset(white_images(), large_train, model.latent_dim, 0)))
+    assert batch["real"].shape[0] == 16
+    ours, theirs = late.discriminator_step(batch), large.discriminator_step(batch)
+    for key in ("d_loss", "d_real_accuracy", "d_fake_accuracy"):
+        assert float(ours[key]) == float(theirs[key]), key
+    assert 0.0 <= float(ours["d_real_accuracy"]) <= 1.0
+    np.testing.assert_array_equal(late.lecam_anchors.numpy(), large.lecam_anchors.numpy())
+    assert float(late.generator_step(batch)["g_loss"]) == float(
+        large.generator_step(batch)["g_loss"])
+
+
 def test_the_fade_scales_a_fixed_chance():
     gan, model, train = build("compact", train__augment_probability=0.5,
                               train__augment_fade=0.5, train__iterations=8)

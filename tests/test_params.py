@@ -116,6 +116,8 @@ def test_sections_are_frozen():
     ("train", "augment_target", -0.1, "train.augment_target: expected a number >= 0.0 and <= 1.0"),
     ("train", "augment_ramp", 0, "train.augment_ramp: expected an integer >= 1"),
     ("train", "augment_fade", 1.5, "train.augment_fade: expected a number >= 0.0 and <= 1.0"),
+    ("train", "late_share", 1.5, "train.late_share: expected a number >= 0.0 and <= 1.0"),
+    ("train", "late_batch_size", -1, "train.late_batch_size: expected an integer >= 0"),
     ("prepare", "md5", "abc", "prepare.md5: expected a string (32 lowercase hex digits)"),
     ("prepare", "class_name", "toad", "prepare.class_name: expected one of 'airplane'"),
     ("prepare", "holdout_fraction", 1.0, "prepare.holdout_fraction: expected a number"),
@@ -169,6 +171,10 @@ def test_bad_value_is_rejected_with_the_key_named(section, key, value, words):
     ({"train__augment": ["cutout"], "train__loss": "relativistic", "train__label_noise": 0.0,
       "train__augment_target": 0.6},
      r"train.augment_target: reads the sign of the discriminator's outputs on reals"),
+    ({"train__late_share": 0.25}, r"train.late_share, train.late_batch_size: the run's last "
+                                  r"share trains at the late batch size, so set both"),
+    ({"train__late_batch_size": 64}, r"train.late_share, train.late_batch_size: the run's "
+                                     r"last share trains at the late batch size"),
     ({"train__ema_bn_batches": 4}, r"train.ema_bn_batches: refreshes the moving average's "
                                    r"statistics, so it needs train.ema > 0"),
 ])
@@ -203,3 +209,16 @@ def test_unreadable_params_file(tmp_path):
         load_sections(bad, "train")
     with pytest.raises(ParamsError, match="params file not found"):
         load_sections(tmp_path / "missing.yaml", "train")
+
+
+def test_the_late_share_sets_each_steps_batch_and_the_images_seen():
+    train = parse_section("train", dict(tiny_params()["train"], iterations=8, batch_size=8,
+                                        late_share=0.25, late_batch_size=24))
+    assert train.late_start == 6
+    assert [train.batch_size_at(step) for step in range(8)] == [8] * 6 + [24] * 2
+    assert train.batch_sizes == {"batch_size": 8, "late_batch_size": 24}
+    assert train.last_batch_size == 24
+    assert [train.images_seen(steps) for steps in (0, 5, 6, 7, 8)] == [0, 40, 48, 72, 96]
+    plain = parse_section("train", dict(tiny_params()["train"], iterations=8, batch_size=8))
+    assert plain.late_start == 8 and plain.batch_sizes == {"batch_size": 8}
+    assert plain.last_batch_size == 8 and plain.images_seen(8) == 64

@@ -153,6 +153,26 @@ def test_mirror_flips_about_half_the_reals_and_leaves_every_other_draw_alone():
     assert all(np.array_equal(x, y) for x, y in zip(first, second))
 
 
+def test_the_late_batches_are_those_a_run_of_the_late_batch_size_draws():
+    # Six steps, the last half at batch 16: steps 0 to 2 are the batch-8 run's, steps 3 to 5
+    # the batch-16 run's, and a run resumed at step 4 or 2 sees the same batches from there.
+    images = random_images()
+    _, plain = recipe("compact")
+    _, late = recipe("compact", train__late_share=0.5, train__late_batch_size=16)
+    _, large = recipe("compact", train__batch_size=16)
+    batches = {name: [{key: np.asarray(value) for key, value in b.items()}
+                      for b in make_dataset(images, params, 8, 0)]
+               for name, params in (("plain", plain), ("late", late), ("large", large))}
+    assert [len(b["real"]) for b in batches["late"]] == [8, 8, 8, 16, 16, 16]
+    expected = batches["plain"][:3] + batches["large"][3:]
+    for start in (0, 2, 4):
+        resumed = list(make_dataset(images, late, 8, start))
+        assert len(resumed) == 6 - start
+        for got, want in zip(resumed, expected[start:]):
+            assert sorted(got) == sorted(want)
+            assert all(np.array_equal(got[key], want[key]) for key in want)
+
+
 @pytest.mark.parametrize("consistency", [0.0, 1.0], ids=["plain", "bcr"])
 def test_gates_lengthen_each_augmentation_noise_and_leave_every_draw_as_it_was(consistency):
     images = random_images()
@@ -188,7 +208,11 @@ def test_gates_lengthen_each_augmentation_noise_and_leave_every_draw_as_it_was(c
     # started them afresh would move the chance on step 7, not on step 4.
     ("compact", {"train__augment_probability": 0.5, "train__augment_target": 0.6,
                  "train__augment_ramp": 64}),
-], ids=["chollet", "compact", "compact-lecam", "compact-lazy-r1", "compact-ada"])
+    # The batch grows from 8 to 16 on the step the resumed run starts with: its data must be
+    # the late batches' own draws, and its steps must work on the larger batch.
+    ("compact", {"train__late_share": 0.5, "train__late_batch_size": 16}),
+], ids=["chollet", "compact", "compact-lecam", "compact-lazy-r1", "compact-ada",
+        "compact-late-batch"])
 def test_six_steps_equal_three_then_resume_then_three(tmp_path, name, overrides):
     model, train = recipe(name, **overrides)
     fingerprint = "data"  # the training data's digest
@@ -362,6 +386,8 @@ def run_stage(tmp_path, params, *extra):
 
 @pytest.mark.parametrize("overrides, message", [
     ({"train__batch_size": 65}, "error: train.batch_size: 65 is larger than the 64 training"),
+    ({"train__late_share": 0.5, "train__late_batch_size": 72},
+     "error: train.late_batch_size: 72 is larger than the 64 training"),
     ({"train__iterations": 0}, "error: train.iterations: expected an integer >= 1, found 0"),
     ({"model__architecture": "big"},
      "error: model.architecture: expected one of 'compact', 'resnet', 'chollet'"),
@@ -369,6 +395,9 @@ def run_stage(tmp_path, params, *extra):
     ({"train__mixed_precision": "on"}, "error: train.mixed_precision: 'on' needs a GPU"),
     ({"model__architecture": "compact", "model__minibatch_std_group": 3},
      "error: model.minibatch_std_group: 3 does not divide the 8 images each device's"),
+    ({"model__architecture": "compact", "model__minibatch_std_group": 4, "train__late_share": 0.5,
+      "train__late_batch_size": 10},
+     "error: model.minibatch_std_group: 4 does not divide the 10 images each device's"),
 ])
 def test_bad_params_exit_with_one_line(tmp_path, capsys, monkeypatch, overrides, message):
     # As on a machine without a GPU, whatever this one has.
