@@ -64,16 +64,7 @@ def make_optimizer(train_params: TrainParams, learning_rate: float, mixed: bool)
 
 def ramp_down_steps(train_params: TrainParams) -> int:
     """How many of the run's last steps train.learning_rate_ramp_down spans; 0: none."""
-    return _last_steps(train_params.learning_rate_ramp_down, train_params.iterations)
-
-
-def fade_steps(train_params: TrainParams) -> int:
-    """How many of the run's last steps train.augment_fade spans; 0: none."""
-    return _last_steps(train_params.augment_fade, train_params.iterations)
-
-
-def _last_steps(share: float, iterations: int) -> int:
-    return 0 if share == 0 else max(1, round(share * iterations))
+    return train_params.last_steps(train_params.learning_rate_ramp_down)
 
 
 def average_decay(cap, steps):
@@ -202,14 +193,14 @@ class GAN:
         """The chance each augmentation policy applies on the step the step counter names:
         None where every policy always applies, else ADA's or the fixed chance, which
         train.augment_fade scales down over the run's last steps, as the learning rate's
-        ramp-down does, so that the last step takes 1/fade_steps of it."""
+        ramp-down does (RampDown), so that the last step takes 1/steps of it."""
         if self.augment_state is None:
             return None
-        steps = fade_steps(self.train_params)
+        params = self.train_params
+        steps = params.last_steps(params.augment_fade)
         if not steps:
             return self.augment_state[0]
-        remaining = (self.train_params.iterations - tf.cast(self.step_counter, tf.float32)) / steps
-        return self.augment_state[0] * tf.clip_by_value(remaining, 0.0, 1.0)
+        return self.augment_state[0] * RampDown(1.0, params.iterations, steps)(self.step_counter)
 
     def _augment(self, images, noise):
         if not self.policies:

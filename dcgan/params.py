@@ -164,9 +164,12 @@ class TrainParams:
     @property
     def late_start(self) -> int:
         """The first step, counting from 0, at train.late_batch_size; iterations where none."""
-        if self.late_share == 0:
-            return self.iterations
-        return self.iterations - max(1, round(self.late_share * self.iterations))
+        return self.iterations - self.last_steps(self.late_share)
+
+    def last_steps(self, share: float) -> int:
+        """How many of the run's last steps a share of it spans (train.late_share,
+        learning_rate_ramp_down, augment_fade): at least 1 where the share is on; 0: none."""
+        return 0 if share == 0 else max(1, round(share * self.iterations))
 
     def batch_size_at(self, step: int) -> int:
         """The batch size of step `step`, counting from 0."""
