@@ -50,7 +50,7 @@ import numpy as np  # noqa: E402
 from ruamel.yaml import YAML  # noqa: E402
 
 from dcgan.artifacts import load_images  # noqa: E402
-from dcgan.dataset import make_dataset  # noqa: E402
+from dcgan.dataset import StepIterators, make_datasets  # noqa: E402
 from dcgan.engine import resolve_engine  # noqa: E402
 from dcgan.errors import ParamsError  # noqa: E402
 from dcgan.evaluation import evaluate  # noqa: E402
@@ -181,7 +181,8 @@ def main() -> None:
     training_images = load_images(run / "data" / "prepared" / "train.npz")
     reference = load_images(run / "data" / "prepared" / "test.npz")
     gan = GAN(model, train, resolve_engine(train))
-    iterator = iter(make_dataset(training_images, train, generator_input_size(model), 0))
+    iterators = StepIterators(make_datasets(training_images, train, generator_input_size(model),
+                                            0))
     trainable = [variable.trainable for variable in gan.generator.variables]
     initial = [variable.numpy() for variable in gan.generator.variables]
     averages = {f"power g={g:g}": MovingAverage(power_decay(g), trainable, initial)
@@ -227,7 +228,7 @@ def main() -> None:
 
     saved = None
     for step in range(1, train.iterations + 1):
-        log(step, gan.step_fn(iterator))
+        log(step, gan.step_fn(iterators.for_step(step)))
         if step == args.branch_at:
             saved = {owner: [variable.numpy() for variable in variables]
                      for owner, variables in carried_state(gan).items()}
@@ -242,10 +243,10 @@ def main() -> None:
     for text, params in variants.items():
         gan = GAN(model, params, resolve_engine(params))
         carry(saved, gan, args.branch_at, text)
-        iterator = iter(make_dataset(training_images, params, generator_input_size(model),
-                                     args.branch_at))
+        iterators = StepIterators(make_datasets(training_images, params,
+                                                generator_input_size(model), args.branch_at))
         for step in range(args.branch_at + 1, params.iterations + 1):
-            log(step, gan.step_fn(iterator), f" ({text})")
+            log(step, gan.step_fn(iterators.for_step(step)), f" ({text})")
         score(f"default; from step {args.branch_at}: {text}", params.iterations,
               [variable.numpy() for variable in gan.ema_generator.variables], params)
     progress.close()

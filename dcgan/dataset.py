@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable, Iterable, Iterator
+
 import numpy as np
 import tensorflow as tf
 
@@ -24,21 +26,54 @@ def make_dataset(images: np.ndarray, train_params: TrainParams, input_size: int,
     batches an uninterrupted one would. The book's order (`shuffle` false) walks the images in
     order, epoch after epoch. With `mirror`, each real image is flipped left to right with
     probability one half. Over the run's last train.late_share the batches hold
-    train.late_batch_size images, each step's as a run of that batch size draws it.
+    train.late_batch_size images, each step's as a run of that batch size draws it; the
+    stream's batch size is then unknown, so training iterates make_datasets' parts instead.
+    """
+    parts = [dataset for _, dataset in make_datasets(images, train_params, input_size,
+                                                     start_step, replicas)]
+    if not parts:
+        return _steps(tf.constant(images), train_params, input_size, train_params.batch_size,
+                      start_step, start_step, replicas)
+    dataset = parts[0]
+    for part in parts[1:]:
+        dataset = dataset.concatenate(part)
+    return dataset
+
+
+def make_datasets(images: np.ndarray, train_params: TrainParams, input_size: int,
+                  start_step: int, replicas: int = 1) -> list[tuple[int, tf.data.Dataset]]:
+    """make_dataset's batches as parts of one batch size each: (the part's last step, its
+    batches), in step order, only parts with steps left.
+
+    Each part's batch size is known to the traced training step, so a run with a late batch
+    size compiles one step for each, as runs of those batch sizes would, and a run resumed
+    in either part traces the same step as the whole run.
     """
     images_tensor = tf.constant(images)
-    iterations, late = train_params.iterations, train_params.late_start
-    dataset = _steps(images_tensor, train_params, input_size, train_params.batch_size,
-                     start_step, max(start_step, late), replicas)
-    if train_params.late_share > 0:
-        # Both parts even where one has no steps left, so that the batch's size is unknown to
-        # the traced step in a resumed run as in a whole one: the same graph, the same sums.
-        dataset = dataset.concatenate(_steps(
-            images_tensor, train_params, input_size, train_params.late_batch_size,
-            max(start_step, late), iterations, replicas))
+    iterations = train_params.iterations
+    late = train_params.late_start if train_params.late_share > 0 else iterations
+    parts = [(train_params.batch_size, start_step, max(start_step, late)),
+             (train_params.late_batch_size, max(start_step, late), iterations)]
     options = tf.data.Options()
     options.deterministic = True
-    return dataset.prefetch(tf.data.AUTOTUNE).with_options(options)
+    return [(last, _steps(images_tensor, train_params, input_size, batch, first, last, replicas)
+             .prefetch(tf.data.AUTOTUNE).with_options(options))
+            for batch, first, last in parts if first < last]
+
+
+class StepIterators:
+    """Iterators over make_datasets' parts, each made by `wrap` (a distributing strategy's, for
+    one): `for_step(step)` is the iterator whose next batch is training step `step`'s (steps
+    count from 1 and come in order)."""
+
+    def __init__(self, parts: list[tuple[int, tf.data.Dataset]],
+                 wrap: Callable[[tf.data.Dataset], Iterable] = lambda dataset: dataset):
+        self._parts = [(last, iter(wrap(dataset))) for last, dataset in parts]
+
+    def for_step(self, step: int) -> Iterator:
+        while self._parts[0][0] < step:
+            self._parts.pop(0)
+        return self._parts[0][1]
 
 
 def _steps(images_tensor: tf.Tensor, train_params: TrainParams, input_size: int, batch: int,

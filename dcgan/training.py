@@ -14,7 +14,7 @@ import numpy as np
 
 from dcgan import train_log
 from dcgan.checkpoints import CheckpointStore
-from dcgan.dataset import make_dataset
+from dcgan.dataset import StepIterators, make_datasets
 from dcgan.engine import Engine, resolve_engine
 from dcgan.errors import ParamsError
 from dcgan.gan import GAN
@@ -105,10 +105,9 @@ def fit(images: np.ndarray, model_params: ModelParams, train_params: TrainParams
     input_size = generator_input_size(model_params)
     latents = snapshot_latents(train_params.seed, input_size)
 
-    dataset = make_dataset(images, train_params, input_size, start, engine.replicas)
-    if engine.replicas > 1:
-        dataset = engine.strategy.experimental_distribute_dataset(dataset)
-    iterator = iter(dataset)
+    parts = make_datasets(images, train_params, input_size, start, engine.replicas)
+    iterators = (StepIterators(parts, engine.strategy.experimental_distribute_dataset)
+                 if engine.replicas > 1 else StepIterators(parts))
     iterations = train_params.iterations
     last = iterations if stop_after is None else min(iterations, stop_after)
     started = time.perf_counter()
@@ -121,7 +120,7 @@ def fit(images: np.ndarray, model_params: ModelParams, train_params: TrainParams
 
     try:
         for step in range(start + 1, last + 1):
-            metrics = gan.step_fn(iterator)
+            metrics = gan.step_fn(iterators.for_step(step))
             progress.update(1)
             out_of_time = max_seconds is not None and time.perf_counter() - started >= max_seconds
             stopping = step == last or out_of_time

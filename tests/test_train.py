@@ -18,7 +18,7 @@ from dcgan import train_log, training
 from dcgan.artifacts import save_npz
 from dcgan.augment import GATES, NOISE_DIM
 from dcgan.cli import run
-from dcgan.dataset import make_dataset
+from dcgan.dataset import make_dataset, make_datasets
 from dcgan.engine import resolve_engine
 from dcgan.errors import TrainingError
 from dcgan.gan import GAN
@@ -171,6 +171,25 @@ def test_the_late_batches_are_those_a_run_of_the_late_batch_size_draws():
         for got, want in zip(resumed, expected[start:]):
             assert sorted(got) == sorted(want)
             assert all(np.array_equal(got[key], want[key]) for key in want)
+
+
+def test_a_late_batch_leaves_the_run_as_it_was_until_its_share_begins(tmp_path):
+    # Each part of the data has its batch size in its element spec, as a run of that size
+    # has, so until the late share the traced step and its sums are the plain run's.
+    images = random_images()
+    model, plain = recipe("compact", train__log_every=1)
+    _, late = recipe("compact", train__log_every=1, train__late_share=0.5,
+                     train__late_batch_size=16)
+    _, large = recipe("compact", train__batch_size=16)
+    runs = [training.fit(images, model, params, tmp_path / name, "d")
+            for name, params in (("plain", plain), ("late", late))]
+    losses = [[(row["d_loss"], row["g_loss"]) for row in run.log_rows] for run in runs]
+    assert losses[1][:3] == losses[0][:3]
+    assert all(a != b for a, b in zip(losses[0][3:], losses[1][3:]))
+    parts = make_datasets(images, late, 8, 0)
+    assert [last for last, _ in parts] == [3, 6]
+    for (_, part), params in zip(parts, (plain, large)):
+        assert part.element_spec == make_dataset(images, params, 8, 0).element_spec
 
 
 @pytest.mark.parametrize("consistency", [0.0, 1.0], ids=["plain", "bcr"])
