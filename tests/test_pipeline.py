@@ -76,7 +76,7 @@ def test_queue_runs_each_experiment_with_its_own_params_code_and_recipe(project)
     # A recipe of one's own, queued with the one command that applies a recipe.
     recipe = yaml.safe_load((REPO / "recipes" / "compact.yaml").read_text())
     recipe["model"].update(latent_dim=6, width=4)
-    recipe["train"].update(iterations=4, batch_size=4, d_learning_rate=0.0005)
+    recipe["train"].update(iterations=4, batch_size=4, late_batch_size=8, d_learning_rate=0.0005)
     (root / "mine.yaml").write_text(yaml.safe_dump(recipe))
     sh(root, sys.executable, "-m", "dcgan.recipes", "mine.yaml", "--queue", "-n", "mine")
     try:

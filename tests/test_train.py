@@ -153,13 +153,16 @@ def test_mirror_flips_about_half_the_reals_and_leaves_every_other_draw_alone():
     assert all(np.array_equal(x, y) for x, y in zip(first, second))
 
 
+NO_LATE = {"train__late_share": 0.0, "train__late_batch_size": 0}
+
+
 def test_the_late_batches_are_those_a_run_of_the_late_batch_size_draws():
     # Six steps, the last half at batch 16: steps 0 to 2 are the batch-8 run's, steps 3 to 5
     # the batch-16 run's, and a run resumed at step 4 or 2 sees the same batches from there.
     images = random_images()
-    _, plain = recipe("compact")
+    _, plain = recipe("compact", **NO_LATE)
     _, late = recipe("compact", train__late_share=0.5, train__late_batch_size=16)
-    _, large = recipe("compact", train__batch_size=16)
+    _, large = recipe("compact", train__batch_size=16, **NO_LATE)
     batches = {name: [{key: np.asarray(value) for key, value in b.items()}
                       for b in make_dataset(images, params, 8, 0)]
                for name, params in (("plain", plain), ("late", late), ("large", large))}
@@ -177,10 +180,10 @@ def test_a_late_batch_leaves_the_run_as_it_was_until_its_share_begins(tmp_path):
     # Each part of the data has its batch size in its element spec, as a run of that size
     # has, so until the late share the traced step and its sums are the plain run's.
     images = random_images()
-    model, plain = recipe("compact", train__log_every=1)
+    model, plain = recipe("compact", train__log_every=1, **NO_LATE)
     _, late = recipe("compact", train__log_every=1, train__late_share=0.5,
                      train__late_batch_size=16)
-    _, large = recipe("compact", train__batch_size=16)
+    _, large = recipe("compact", train__batch_size=16, **NO_LATE)
     runs = [training.fit(images, model, params, tmp_path / name, "d")
             for name, params in (("plain", plain), ("late", late))]
     losses = [[(row["d_loss"], row["g_loss"]) for row in run.log_rows] for run in runs]
@@ -203,7 +206,7 @@ def test_gates_lengthen_each_augmentation_noise_and_leave_every_draw_as_it_was(c
         gates = []
         for name in a:
             if name.startswith("aug_"):
-                assert b[name].shape == (plain.batch_size, NOISE_DIM + GATES)
+                assert b[name].shape == (len(a[name]), NOISE_DIM + GATES)
                 assert np.array_equal(a[name], b[name][:, :NOISE_DIM]), name
                 gates.append(np.asarray(b[name][:, NOISE_DIM:]))
             else:
