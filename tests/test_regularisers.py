@@ -280,7 +280,7 @@ def test_consistency_adds_two_noise_streams_and_leaves_the_others_as_they_were()
         for name in ("real", *STREAMS):
             assert np.array_equal(without[name], with_bcr[name]), f"step {step}: {name}"
         for name in ("aug_real_2", "aug_fake_2"):
-            assert with_bcr[name].shape == (len(without["real"]), NOISE_DIM)
+            assert with_bcr[name].shape == (plain.batch_size_at(step), NOISE_DIM)
         # The second views' noise is drawn afresh, not copied from another stream.
         noises = [np.asarray(with_bcr[name]) for name in (
             "aug_real", "aug_fake_d", "aug_fake_g", "aug_real_2", "aug_fake_2")]

@@ -201,12 +201,13 @@ def test_gates_lengthen_each_augmentation_noise_and_leave_every_draw_as_it_was(c
     _, plain = recipe("compact", train__consistency_weight=consistency)
     _, gated = recipe("compact", train__consistency_weight=consistency,
                       train__augment_probability=0.5)
-    for a, b in zip(make_dataset(images, plain, 8, 0), make_dataset(images, gated, 8, 0)):
+    for step, (a, b) in enumerate(zip(make_dataset(images, plain, 8, 0),
+                                      make_dataset(images, gated, 8, 0))):
         assert sorted(a) == sorted(b)
         gates = []
         for name in a:
             if name.startswith("aug_"):
-                assert b[name].shape == (len(a[name]), NOISE_DIM + GATES)
+                assert b[name].shape == (plain.batch_size_at(step), NOISE_DIM + GATES)
                 assert np.array_equal(a[name], b[name][:, :NOISE_DIM]), name
                 gates.append(np.asarray(b[name][:, NOISE_DIM:]))
             else:

@@ -34,7 +34,9 @@ def tiny_params(recipe: str = "chollet", **overrides) -> dict:
     if params["train"]["ema_bn_batches"] > 0:
         params["train"]["ema_bn_batches"] = 2  # a refresh of two batches, not the recipe's
     if params["train"]["late_batch_size"] > 0:  # the recipe's late batch, at the tiny batch's scale
-        params["train"]["late_batch_size"] = 2 * params["train"]["batch_size"]
+        params["train"]["late_batch_size"] = (values["train"]["late_batch_size"]
+                                              * SHRINK["train"]["batch_size"]
+                                              // values["train"]["batch_size"])
     for name, value in overrides.items():
         section, key = name.split("__")
         params[section][key] = value
