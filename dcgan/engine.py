@@ -61,10 +61,14 @@ def choose(train_params: TrainParams, gpus: int, cpus: int,
     Returns (jit_compile, mixed_precision, devices) with devices one of "one", "gpus", "cpus".
 
     auto means: XLA on one device, unless that device is a CPU where oneDNN has AVX-512
-    (`cpu_avx512`, see onednn_avx512), float16 on GPUs, every GPU (or, when a caller split the
-    host on purpose, every logical CPU) under MirroredStrategy. XLA stays off with several
-    devices: a compiled step cannot reach variables that live on another device ("Trying to
-    access resource ... located in device CPU:1 from device CPU:0").
+    (`cpu_avx512`, see onednn_avx512) and the run is not train.deterministic, float16 on GPUs,
+    every GPU (or, when a caller split the host on purpose, every logical CPU) under
+    MirroredStrategy. A deterministic run compiles its step because TensorFlow's own CPU
+    kernels, oneDNN's and Eigen's alike, gave batch-64 steps that did not repeat on a Zen 5
+    EPYC even under op determinism, where XLA's step repeated (docs/recipe-search.md, round
+    39). XLA stays off with several devices: a compiled step cannot reach variables that live
+    on another device ("Trying to access resource ... located in device CPU:1 from device
+    CPU:0").
 
     Raises:
         ParamsError: float16 asked for without a GPU, or XLA asked for with several devices.
@@ -85,8 +89,9 @@ def choose(train_params: TrainParams, gpus: int, cpus: int,
         raise ParamsError("train.jit_compile: 'on' cannot run on several devices, since XLA "
                           "cannot reach variables on another device; use 'auto' or 'off', or "
                           "set train.distribute to 'off'")
-    jit = train_params.jit_compile == "on" or (train_params.jit_compile == "auto"
-                                               and not several and (gpus > 0 or not cpu_avx512))
+    jit = train_params.jit_compile == "on" or (
+        train_params.jit_compile == "auto" and not several
+        and (gpus > 0 or not cpu_avx512 or train_params.deterministic))
     return jit, mixed, devices
 
 
@@ -101,8 +106,13 @@ def resolve_engine(train_params: TrainParams) -> Engine:
     avx512 = not gpus and train_params.jit_compile == "auto" and onednn_avx512()
     jit, mixed, devices = choose(train_params, len(gpus), len(cpus), cpu_avx512=avx512)
     if avx512 and devices == "one":
-        logger.info("train.jit_compile auto: XLA off, since this CPU has AVX-512, where "
-                    "TensorFlow's oneDNN kernels make the step faster than XLA's")
+        if jit:
+            logger.info("train.jit_compile auto: XLA on although this CPU has AVX-512, since "
+                        "train.deterministic asks for steps that repeat, which TensorFlow's "
+                        "own CPU kernels do not promise; the step is slower")
+        else:
+            logger.info("train.jit_compile auto: XLA off, since this CPU has AVX-512, where "
+                        "TensorFlow's oneDNN kernels make the step faster than XLA's")
     if devices == "gpus":
         strategy = tf.distribute.MirroredStrategy([d.name for d in gpus])
     elif devices == "cpus":

@@ -27,7 +27,19 @@ AUTO = dict(jit_compile="auto", mixed_precision="auto", distribute="auto")
     (2, 1, False, (False, True, "gpus")),  # several GPUs: float16, no XLA
 ])
 def test_what_auto_chooses(gpus, cpus, avx512, expected):
-    assert choose(switches(**AUTO), gpus, cpus, cpu_avx512=avx512) == expected
+    assert choose(switches(**AUTO, deterministic=False), gpus, cpus,
+                  cpu_avx512=avx512) == expected
+
+
+@pytest.mark.parametrize("gpus, cpus, avx512, expected", [
+    (0, 1, True, (True, False, "one")),    # AVX-512: XLA, whose step repeats where oneDNN's not
+    (0, 1, False, (True, False, "one")),
+    (0, 2, True, (False, False, "cpus")),  # several devices: XLA cannot run there
+    (1, 1, True, (True, True, "one")),
+])
+def test_a_deterministic_run_compiles_its_step_where_it_can(gpus, cpus, avx512, expected):
+    assert choose(switches(**AUTO, deterministic=True), gpus, cpus,
+                  cpu_avx512=avx512) == expected
 
 
 def test_explicit_switches_win_and_impossible_ones_are_refused():
