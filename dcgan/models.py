@@ -184,7 +184,8 @@ def build_discriminator(params: ModelParams) -> keras.Model:
         return _resnet_discriminator(params.width, params.dropout, params.spectral_norm,
                                      params.minibatch_std_group)
     return _compact_discriminator(params.width, params.dropout, params.spectral_norm,
-                                  params.minibatch_std_group, params.d_top_convs, params.d_blur)
+                                  params.minibatch_std_group, params.d_top_convs, params.d_blur,
+                                  params.d_local_head)
 
 
 def _chollet_generator(latent_dim: int, width: int) -> keras.Model:
@@ -276,12 +277,17 @@ def _skip_rgb(rgb, x):
 
 
 def _compact_discriminator(width: int, dropout: float, spectral_norm: bool,
-                           minibatch_std_group: int, top_convs: int, blur: bool) -> keras.Model:
+                           minibatch_std_group: int, top_convs: int, blur: bool,
+                           local_head: bool) -> keras.Model:
     # DCGAN's discriminator: a 3x3 convolution at 32x32, then strided 4x4 convolutions down to
     # 4x4, each doubling the channels. `top_convs` adds 3x3 convolutions at 32x32 (SNGAN's
     # standard CNN has two convolutions at every side), so that the discriminator looks longer
     # at the fine detail before its first stride. `blur` low-passes the features before each
-    # strided convolution (see Blur).
+    # strided convolution (see Blur). `local_head` scores every location of the 16x16
+    # features, each of which sees a 6x6 patch of the image, with a small 1x1 network, and adds
+    # the mean of those scores to the logit: a PatchGAN (Isola et al. 2017) beside the global
+    # head, so the generator is judged on its fine detail everywhere, not only through the
+    # features that reach 4x4.
     conv = SpectralConv2D if spectral_norm else layers.Conv2D
     dense = SpectralDense if spectral_norm else layers.Dense
     image = keras.Input(shape=IMAGE_SHAPE, name="image")
@@ -289,17 +295,24 @@ def _compact_discriminator(width: int, dropout: float, spectral_norm: bool,
     for _ in range(1 + top_convs):
         x = conv(width, 3, padding="same")(x)
         x = layers.LeakyReLU(0.2)(x)
+    local = None
     for multiplier in (2, 4, 8):
         if blur:
             x = Blur()(x)
         x = conv(multiplier * width, 4, strides=2, padding="same")(x)
         x = layers.LeakyReLU(0.2)(x)
+        if local_head and local is None:
+            scores = layers.LeakyReLU(0.2)(conv(multiplier * width, 1)(x))
+            local = layers.GlobalAveragePooling2D(dtype="float32")(
+                conv(1, 1, dtype="float32")(scores))
     if minibatch_std_group > 0:
         x = MinibatchStddev(minibatch_std_group)(x)
     x = layers.Flatten()(x)
     if dropout > 0:
         x = layers.Dropout(dropout)(x)
     logit = dense(1, dtype="float32")(x)
+    if local is not None:
+        logit = layers.Add(dtype="float32")([logit, local])
     return keras.Model(image, logit, name="discriminator")
 
 

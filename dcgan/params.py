@@ -66,6 +66,8 @@ class ModelParams:
     noise_inputs: bool = spec(recipe=True)
     g_skip: bool = spec(recipe=True, doc="StyleGAN2's skip generator: each stage paints RGB")
     d_blur: bool = spec(recipe=True, doc="the discriminator blurs before each stride")
+    d_local_head: bool = spec(recipe=True, doc="the discriminator also scores every location "
+                                               "of its 16x16 features")
 
     def validate(self) -> None:
         if self.architecture == "chollet" and self.spectral_norm:
@@ -81,6 +83,7 @@ class ModelParams:
         self._compact_only("noise_inputs", False, "generator", "no noise inputs")
         self._compact_only("g_skip", False, "generator", "no skip connections to RGB")
         self._compact_only("d_blur", False, "discriminator", "no blur before its strides")
+        self._compact_only("d_local_head", False, "discriminator", "no local head")
         if self.architecture == "chollet" and self.minibatch_std_group:
             raise ParamsError("model.minibatch_std_group: the chollet discriminator has no "
                               "minibatch spread; set it to 0 or use model.architecture compact")

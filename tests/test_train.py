@@ -587,6 +587,29 @@ def test_d_blur_low_passes_before_each_strided_convolution_and_adds_no_weights()
     np.testing.assert_allclose(np.asarray(Blur()(images))[0, 0, 0, 1], 3.0 * 9 / 16, rtol=1e-6)
 
 
+def test_d_local_head_adds_the_mean_of_its_16x16_scores_to_the_logit():
+    model, _ = recipe("compact", model__d_local_head=True)
+    discriminator = build_discriminator(model)
+    [score] = [layer for layer in discriminator.layers
+               if type(layer).__name__ == "Conv2D" and layer.filters == 1]
+    assert score.output.shape[1:] == (16, 16, 1)
+    images = np.random.default_rng(0).uniform(-1, 1, (4, 32, 32, 3)).astype("float32")
+    logits = np.asarray(discriminator(images))
+    # With the head's scores shifted by a constant c everywhere, every logit moves by c.
+    kernel, bias = score.get_weights()
+    score.set_weights([kernel, bias + 0.75])
+    np.testing.assert_allclose(np.asarray(discriminator(images)), logits + 0.75, atol=1e-5)
+    # Each score depends on its location's patch: change the image's top-left 6x6 corner
+    # alone, and the top-left score moves while one far from it stays.
+    scores = keras.Model(discriminator.input, score.output)
+    changed = images.copy()
+    changed[:, :6, :6] = 0.0
+    before, after = np.asarray(scores(images)), np.asarray(scores(changed))
+    assert np.all(np.abs(after[:, 0, 0] - before[:, 0, 0]) > 0)
+    np.testing.assert_array_equal(after[:, 8:, 8:], before[:, 8:, 8:])
+    assert discriminator.output.shape[1:] == (1,)
+
+
 @pytest.mark.parametrize("architecture", ["compact", "resnet"])
 def test_upsample_sets_how_the_generator_upsamples(architecture):
     def upsamplings(generator):
