@@ -301,7 +301,7 @@ def _compact_discriminator(width: int, dropout: float, spectral_norm: bool,
             x = Blur()(x)
         x = conv(multiplier * width, 4, strides=2, padding="same")(x)
         x = layers.LeakyReLU(0.2)(x)
-        if local_head and local is None:
+        if local_head and multiplier == 2:  # the 16x16 features, after the first stride
             scores = layers.LeakyReLU(0.2)(conv(multiplier * width, 1)(x))
             local = layers.GlobalAveragePooling2D(dtype="float32")(
                 conv(1, 1, dtype="float32")(scores))
