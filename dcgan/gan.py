@@ -230,16 +230,28 @@ class GAN:
         with tf.GradientTape() as tape:
             with tf.GradientTape(watch_accessed_variables=False) as input_tape:
                 input_tape.watch(images)
-                logits = tf.cast(self.discriminator(images, training=True), tf.float32)
-                penalised = tf.reduce_sum(logits[size:])
+                outputs = tf.cast(self.discriminator(images, training=True), tf.float32)
+                logits, patches = _split(outputs)
+                # R1 and R2 penalise the gradient of the head's logit plus the mean of the
+                # patches' logits, the discriminator's whole score of each image.
+                scores = _head_and_patch_mean(outputs)
+                penalised = tf.reduce_sum(scores[size:])
                 if params.r2_gamma > 0:
                     # No fake's logit depends on a real or a real's on a fake (the minibatch
                     # spread never mixes the two), so one gradient of the sum over both holds
                     # the reals' gradients for R1 and the fakes' for R2.
-                    penalised += tf.reduce_sum(logits[:size])
+                    penalised += tf.reduce_sum(scores[:size])
             fake_logits, real_logits = logits[:size], logits[size:]
             d_loss = self.loss.d_sum(real_logits, fake_logits, batch["noise_real"],
-                                     batch["noise_fake"]) / batch_size
+                                     batch["noise_fake"])
+            if patches is not None:
+                # Each image's label noise, the same for all its patches.
+                d_loss += self.loss.d_sum(
+                    patches[size:], patches[:size],
+                    tf.broadcast_to(batch["noise_real"], tf.shape(patches[size:])),
+                    tf.broadcast_to(batch["noise_fake"], tf.shape(patches[:size]))
+                ) / patches.shape[1]
+            d_loss = d_loss / batch_size
             total = d_loss
             if with_r1:
                 # R1 (Mescheder et al. 2018): the squared gradient norm on the reals the
@@ -270,7 +282,7 @@ class GAN:
                                    self._augment(real, batch["aug_real_2"])], axis=0)
                 other = tf.cast(self.discriminator(views, training=True), tf.float32)
                 total += params.consistency_weight * tf.reduce_sum(
-                    tf.square(other - logits)) / batch_size
+                    _head_and_patch_mean(tf.square(other - outputs))) / batch_size
             scaled = self.d_optimizer.scale_loss(total)
         variables = self.discriminator.trainable_variables
         self.d_optimizer.apply(tape.gradient(scaled, variables), variables)
@@ -325,12 +337,17 @@ class GAN:
                 # The reals of the step, augmented as the discriminator saw them, in the same
                 # call as the fakes, as in the discriminator's step.
                 images = tf.concat([images, self._augment(batch["real"], batch["aug_real"])], 0)
-            logits = tf.cast(self.discriminator(images, training=True), tf.float32)
+            logits, patches = _split(
+                tf.cast(self.discriminator(images, training=True), tf.float32))
             if self.loss.pairs_reals:
                 size = tf.shape(fake)[0]
                 g_loss = self.loss.g_sum(logits[:size], logits[size:])
+                if patches is not None:
+                    g_loss += self.loss.g_sum(patches[:size], patches[size:]) / patches.shape[1]
             else:
                 g_loss = self.loss.g_sum(logits)
+                if patches is not None:
+                    g_loss += self.loss.g_sum(patches) / patches.shape[1]
             g_loss = g_loss / self._global_batch_size(fake)
             scaled = self.g_optimizer.scale_loss(g_loss)
         variables = self.generator.trainable_variables
@@ -422,3 +439,17 @@ class GAN:
         """
         self.refresh_sampler_statistics(refresh_most)
         return generate_images(self.sampler, latents, self.train_params.pixel_range)
+
+
+def _split(outputs):
+    """The discriminator's logit per image, and its per-patch logits where it has them
+    (model.d_local_loss patches): its outputs' first column, and the others."""
+    if outputs.shape[-1] == 1:
+        return outputs, None
+    return outputs[:, :1], outputs[:, 1:]
+
+
+def _head_and_patch_mean(values):
+    """Per image: a value of the head's logit plus the mean of its values over the patches."""
+    head, patches = _split(values)
+    return head if patches is None else head + tf.reduce_mean(patches, axis=1, keepdims=True)

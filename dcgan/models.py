@@ -177,7 +177,8 @@ def build_generator(params: ModelParams) -> keras.Model:
 
 
 def build_discriminator(params: ModelParams) -> keras.Model:
-    """Builds the discriminator for `params.architecture`: images in, one logit per image out."""
+    """Builds the discriminator for `params.architecture`: images in, one logit per image out,
+    followed by one per 16x16 location where model.d_local_loss is patches."""
     if params.architecture == "chollet":
         return _chollet_discriminator(params.width, params.dropout)
     if params.architecture == "resnet":
@@ -185,7 +186,7 @@ def build_discriminator(params: ModelParams) -> keras.Model:
                                      params.minibatch_std_group)
     return _compact_discriminator(params.width, params.dropout, params.spectral_norm,
                                   params.minibatch_std_group, params.d_top_convs, params.d_blur,
-                                  params.d_local_head)
+                                  params.d_local_head, params.d_local_loss)
 
 
 def _chollet_generator(latent_dim: int, width: int) -> keras.Model:
@@ -278,16 +279,17 @@ def _skip_rgb(rgb, x):
 
 def _compact_discriminator(width: int, dropout: float, spectral_norm: bool,
                            minibatch_std_group: int, top_convs: int, blur: bool,
-                           local_head: bool) -> keras.Model:
+                           local_head: bool, local_loss: str = "mean") -> keras.Model:
     # DCGAN's discriminator: a 3x3 convolution at 32x32, then strided 4x4 convolutions down to
     # 4x4, each doubling the channels. `top_convs` adds 3x3 convolutions at 32x32 (SNGAN's
     # standard CNN has two convolutions at every side), so that the discriminator looks longer
     # at the fine detail before its first stride. `blur` low-passes the features before each
     # strided convolution (see Blur). `local_head` scores every location of the 16x16
-    # features, each of which sees a 6x6 patch of the image, with a small 1x1 network, and adds
-    # the mean of those scores to the logit: a PatchGAN (Isola et al. 2017) beside the global
-    # head, so the generator is judged on its fine detail everywhere, not only through the
-    # features that reach 4x4.
+    # features, each of which sees a 6x6 patch of the image, with a small 1x1 network, so the
+    # generator is judged on its fine detail everywhere, not only through the features that
+    # reach 4x4. With `local_loss` mean the scores' mean joins the logit; with patches they
+    # follow it as outputs of their own, each judged by the loss as PatchGAN's (Isola et al.
+    # 2017) are, beside the global head.
     conv = SpectralConv2D if spectral_norm else layers.Conv2D
     dense = SpectralDense if spectral_norm else layers.Dense
     image = keras.Input(shape=IMAGE_SHAPE, name="image")
@@ -302,17 +304,20 @@ def _compact_discriminator(width: int, dropout: float, spectral_norm: bool,
         x = conv(multiplier * width, 4, strides=2, padding="same")(x)
         x = layers.LeakyReLU(0.2)(x)
         if local_head and multiplier == 2:  # the 16x16 features, after the first stride
-            scores = layers.LeakyReLU(0.2)(conv(multiplier * width, 1)(x))
-            local = layers.GlobalAveragePooling2D(dtype="float32")(
-                conv(1, 1, dtype="float32")(scores))
+            scores = conv(1, 1, dtype="float32")(
+                layers.LeakyReLU(0.2)(conv(multiplier * width, 1)(x)))
+            local = (layers.GlobalAveragePooling2D(dtype="float32")(scores)
+                     if local_loss == "mean" else layers.Flatten(dtype="float32")(scores))
     if minibatch_std_group > 0:
         x = MinibatchStddev(minibatch_std_group)(x)
     x = layers.Flatten()(x)
     if dropout > 0:
         x = layers.Dropout(dropout)(x)
     logit = dense(1, dtype="float32")(x)
-    if local is not None:
+    if local is not None and local_loss == "mean":
         logit = layers.Add(dtype="float32")([logit, local])
+    elif local is not None:
+        logit = layers.Concatenate(dtype="float32")([logit, local])
     return keras.Model(image, logit, name="discriminator")
 
 

@@ -68,6 +68,9 @@ class ModelParams:
     d_blur: bool = spec(recipe=True, doc="the discriminator blurs before each stride")
     d_local_head: bool = spec(recipe=True, doc="the discriminator also scores every location "
                                                "of its 16x16 features")
+    d_local_loss: str = spec(choices=("mean", "patches"), recipe=True,
+                             doc="mean: the local scores' mean joins the logit; patches: each "
+                                 "score is judged by the loss on its own")
 
     def validate(self) -> None:
         if self.architecture == "chollet" and self.spectral_norm:
@@ -84,6 +87,10 @@ class ModelParams:
         self._compact_only("g_skip", False, "generator", "no skip connections to RGB")
         self._compact_only("d_blur", False, "discriminator", "no blur before its strides")
         self._compact_only("d_local_head", False, "discriminator", "no local head")
+        if self.d_local_loss != "mean" and not self.d_local_head:
+            raise ParamsError(f"model.d_local_loss: {self.d_local_loss} judges the local "
+                              "head's scores, and model.d_local_head is false; set it to "
+                              "true or model.d_local_loss to mean")
         if self.architecture == "chollet" and self.minibatch_std_group:
             raise ParamsError("model.minibatch_std_group: the chollet discriminator has no "
                               "minibatch spread; set it to 0 or use model.architecture compact")

@@ -150,6 +150,9 @@ def test_bad_value_is_rejected_with_the_key_named(section, key, value, words):
     ({"model__architecture": "resnet", "model__d_blur": True},
      "model.d_blur: the resnet discriminator has no blur before its strides"),
     ({"model__d_local_head": True}, "model.d_local_head: the chollet discriminator has no local"),
+    ({"model__d_local_loss": "patches"},
+     "model.d_local_loss: patches judges the local head's scores, and model.d_local_head is "
+     "false"),
     ({"train__loss": "hinge"}, "train.label_noise: must be 0 with train.loss 'hinge'"),
     ({"train__loss": "relativistic"},
      "train.label_noise: must be 0 with train.loss 'relativistic'"),

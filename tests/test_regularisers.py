@@ -109,6 +109,68 @@ def assert_regulariser_matters(gan, batch, regulariser):
     assert change > 0.05 * size
 
 
+def patch_loss_gan():
+    # The local head with its scores judged one by one: the discriminator's outputs are its
+    # head's logit, then one logit per location of its 16x16 features.
+    gan, model, train = build(model_overrides={"d_local_head": True, "d_local_loss": "patches"})
+    assert gan.discriminator.output.shape[1:] == (1 + 16 * 16,)
+    return gan, model, train
+
+
+def test_patch_loss_judges_each_local_score_on_its_own():
+    gan, model, train = patch_loss_gan()
+    batch = first_batch(model, train)
+    fake, real = views(gan, batch)
+    discriminator, size = gan.discriminator, train.batch_size
+
+    def d_loss(merge):
+        with tf.GradientTape() as tape:
+            real_out = discriminator(real, training=True)
+            fake_out = discriminator(fake, training=True)
+            loss = merge(real_out, fake_out) / size
+        return loss, [np.asarray(g) for g in tape.gradient(
+            loss, discriminator.trainable_variables)]
+
+    def per_patch(real_out, fake_out):
+        # PatchGAN's loss: every 16x16 location's logit against its image's label, the
+        # patches' mean beside the head's.
+        return (gan.loss.d_sum(real_out[:, :1], fake_out[:, :1], batch["noise_real"],
+                               batch["noise_fake"])
+                + gan.loss.d_sum(real_out[:, 1:], fake_out[:, 1:],
+                                 tf.broadcast_to(batch["noise_real"], real_out[:, 1:].shape),
+                                 tf.broadcast_to(batch["noise_fake"], fake_out[:, 1:].shape))
+                / 256)
+
+    def averaged(real_out, fake_out):
+        # model.d_local_loss mean's loss: the patches' mean joins the logit first.
+        return gan.loss.d_sum(
+            real_out[:, :1] + tf.reduce_mean(real_out[:, 1:], axis=1, keepdims=True),
+            fake_out[:, :1] + tf.reduce_mean(fake_out[:, 1:], axis=1, keepdims=True),
+            batch["noise_real"], batch["noise_fake"])
+
+    loss, expected = d_loss(per_patch)
+    mean_loss, mean_gradients = d_loss(averaged)
+    # So that the comparison could fail: averaging first is another loss.
+    assert abs(float(loss) - float(mean_loss)) > 1e-3
+    step = applied_gradients(gan, batch)
+    assert_same_gradients(step, expected)
+    assert max(np.abs(a - b).max() for a, b in zip(step, mean_gradients)) > 1e-3
+
+
+def test_patch_loss_judges_the_generator_on_each_local_score():
+    gan, model, train = patch_loss_gan()
+    batch = first_batch(model, train)
+    fake = gan._augment(gan.generator(batch["z_g"], training=True), batch["aug_fake_g"])
+    outputs = gan.discriminator(fake, training=True)
+    expected = (gan.loss.g_sum(outputs[:, :1])
+                + gan.loss.g_sum(outputs[:, 1:]) / 256) / train.batch_size
+    averaged = gan.loss.g_sum(outputs[:, :1] + tf.reduce_mean(outputs[:, 1:], axis=1,
+                                                               keepdims=True)) / train.batch_size
+    assert abs(float(expected) - float(averaged)) > 1e-3
+    np.testing.assert_allclose(float(gan.generator_step(batch)["g_loss"]), float(expected),
+                               rtol=1e-5)
+
+
 def r1_penalty(gan, weight):
     """Mescheder et al. 2018's R1, weight / 2 times the mean over reals of |grad_x D(x)|^2."""
     def r1(fake, real):
