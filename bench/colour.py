@@ -7,7 +7,9 @@ prints, with pixels in [0, 1]: the mean and standard deviation of each channel; 
 deviation between images of each image's mean colour (how much colour varies from image to
 image); the mean luminance contrast within an image; the mean spread between a pixel's
 channels, max minus min (0 for grey, higher for saturated colour); and the mean absolute
-difference between vertically adjacent pixels' luminance (sharpness). The SWD scores say how
+difference between vertically adjacent pixels' luminance (sharpness); and the shares of
+channel values at the ends of the range, 5 of 255 or under (black) and 250 or over (white),
+where real photographs clip. The SWD scores say how
 far two sets are apart; these say in which direction their colours differ.
 """
 
@@ -35,6 +37,8 @@ def colour_stats(images: np.ndarray) -> dict[str, np.ndarray | float]:
         "contrast": float(luminance.std(axis=(1, 2)).mean()),
         "channel spread": float((pixels.max(axis=-1) - pixels.min(axis=-1)).mean()),
         "sharpness": float(np.abs(np.diff(luminance, axis=1)).mean()),
+        "black share": float((images <= 5).mean()),
+        "white share": float((images >= 250).mean()),
     }
 
 
