@@ -166,14 +166,15 @@ def _noise_size(noise_inputs: bool) -> int:
 
 def build_generator(params: ModelParams) -> keras.Model:
     """Builds the generator for `params.architecture`: input vectors (the latent, then any
-    noise maps; see generator_input_size) in, tanh images out."""
+    noise maps; see generator_input_size) in, images out: tanh's, or model.g_output linear's,
+    which may leave [-1, 1]."""
     if params.architecture == "chollet":
         return _chollet_generator(params.latent_dim, params.width)
     if params.architecture == "resnet":
         return _resnet_generator(params.latent_dim, params.width, params.upsample)
     return _compact_generator(params.latent_dim, params.width, params.g_top_multiplier,
                               params.upsample, params.noise_inputs, params.g_top_convs,
-                              params.g_skip)
+                              params.g_skip, params.g_output)
 
 
 def build_discriminator(params: ModelParams) -> keras.Model:
@@ -224,7 +225,8 @@ def _chollet_discriminator(width: int, dropout: float) -> keras.Model:
 
 
 def _compact_generator(latent_dim: int, width: int, top_multiplier: int, upsample: str,
-                       noise_inputs: bool, top_convs: int, skip: bool) -> keras.Model:
+                       noise_inputs: bool, top_convs: int, skip: bool,
+                       output: str = "tanh") -> keras.Model:
     # The DCGAN generator of Radford et al. 2016 at 32x32: 4x4 -> 8x8 -> 16x16 -> 32x32, each
     # upsampling halving the channels, batch normalisation and ReLU between. Upsampling
     # (nearest-neighbour or bilinear) followed by a 3x3 convolution replaces the transposed
@@ -236,7 +238,10 @@ def _compact_generator(latent_dim: int, width: int, top_multiplier: int, upsampl
     # skip generator (Karras et al. 2020): every stage from 4x4 up paints an RGB image of its
     # own side (a 1x1 convolution; the last stage's 3x3 one), and the images, each upsampled
     # bilinearly to the next side, add up before the tanh, so that the coarse stages paint
-    # the coarse image and the finer ones the detail on it.
+    # the coarse image and the finer ones the detail on it. `output` linear drops the tanh, as
+    # StyleGAN's generators do: a tanh reaches the ends of the pixel range, where real images
+    # clip to black and white, only as its input grows without bound; the images are clipped
+    # to the range when they are saved (pixels.to_uint8).
     latent = keras.Input(shape=(latent_dim + _noise_size(noise_inputs),), name="latent")
     x = layers.Dense(4 * 4 * 8 * width, use_bias=False)(
         latent[:, :latent_dim] if noise_inputs else latent)
@@ -259,12 +264,15 @@ def _compact_generator(latent_dim: int, width: int, top_multiplier: int, upsampl
     for _ in range(top_convs):
         x = layers.Conv2D(top_multiplier * width, 3, padding="same", use_bias=False)(x)
         x = layers.ReLU()(layers.BatchNormalization(synchronized=True)(x))
+    activation = None if output == "linear" else "tanh"
     if not skip:
-        image = layers.Conv2D(CHANNELS, 3, padding="same", activation="tanh", dtype="float32")(x)
+        image = layers.Conv2D(CHANNELS, 3, padding="same", activation=activation,
+                              dtype="float32")(x)
         return keras.Model(latent, image, name="generator")
     top = layers.Conv2D(CHANNELS, 3, padding="same", dtype="float32")(x)
     coarse = layers.UpSampling2D(2, interpolation="bilinear", dtype="float32")(rgb)
-    image = layers.Activation("tanh", dtype="float32")(layers.Add(dtype="float32")([coarse, top]))
+    image = layers.Activation(activation, dtype="float32")(
+        layers.Add(dtype="float32")([coarse, top]))
     return keras.Model(latent, image, name="generator")
 
 

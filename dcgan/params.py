@@ -63,6 +63,9 @@ class ModelParams:
     minibatch_std_group: int = spec(low=0, recipe=True,
                                     doc="0 turns the discriminator's minibatch spread off")
     upsample: str = spec(choices=("nearest", "bilinear"), recipe=True)
+    g_output: str = spec(choices=("tanh", "linear"), recipe=True,
+                         doc="the generator's last activation; linear: none, clipped only "
+                             "when images are saved")
     noise_inputs: bool = spec(recipe=True)
     g_skip: bool = spec(recipe=True, doc="StyleGAN2's skip generator: each stage paints RGB")
     d_blur: bool = spec(recipe=True, doc="the discriminator blurs before each stride")
@@ -83,6 +86,7 @@ class ModelParams:
             raise ParamsError("model.upsample: the chollet generator upsamples with a "
                               "transposed convolution; set it to nearest or use "
                               "model.architecture compact")
+        self._compact_only("g_output", "tanh", "generator", "a tanh output only")
         self._compact_only("noise_inputs", False, "generator", "no noise inputs")
         self._compact_only("g_skip", False, "generator", "no skip connections to RGB")
         self._compact_only("d_blur", False, "discriminator", "no blur before its strides")

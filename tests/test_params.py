@@ -144,6 +144,8 @@ def test_bad_value_is_rejected_with_the_key_named(section, key, value, words):
      "model.upsample: the chollet generator upsamples with a transposed convolution"),
     ({"model__noise_inputs": True},
      "model.noise_inputs: the chollet generator has no noise inputs"),
+    ({"model__g_output": "linear"},
+     "model.g_output: the chollet generator has a tanh output only; set it to tanh"),
     ({"model__g_skip": True}, "model.g_skip: the chollet generator has no skip connections"),
     ({"model__architecture": "resnet", "model__g_skip": True},
      "model.g_skip: the resnet generator has no skip connections"),

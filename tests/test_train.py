@@ -14,7 +14,7 @@ import numpy as np
 import pytest
 import tensorflow as tf
 
-from dcgan import train_log, training
+from dcgan import pixels, train_log, training
 from dcgan.artifacts import save_npz
 from dcgan.augment import GATES, NOISE_DIM
 from dcgan.cli import run
@@ -622,6 +622,26 @@ def test_upsample_sets_how_the_generator_upsamples(architecture):
     generator = build_generator(model)
     assert upsamplings(generator) == {"bilinear"}
     assert generator.output.shape[1:] == (32, 32, 3)
+
+
+@pytest.mark.parametrize("skip", [False, True], ids=["plain", "skip"])
+def test_linear_output_is_the_last_convolution_unbounded(skip):
+    model, _ = recipe("compact", model__g_output="linear", model__g_skip=skip)
+    generator = build_generator(model)
+    [last] = [layer for layer in generator.layers
+              if isinstance(layer, keras.layers.Conv2D) and layer.kernel_size == (3, 3)
+              and layer.filters == 3]
+    latents = np.random.default_rng(0).standard_normal(
+        (4, generator.input_shape[1])).astype(np.float32)
+    before = np.asarray(generator(latents, training=False))
+    kernel, bias = last.get_weights()
+    last.set_weights([kernel, bias + 3.0])
+    # No tanh after the convolution: a shift of its bias shifts every pixel by as much, past
+    # the pixel range; the images are clipped only when they become uint8.
+    after = np.asarray(generator(latents, training=False))
+    np.testing.assert_allclose(after, before + 3.0, atol=1e-5)
+    assert after.min() > 1.0
+    assert np.array_equal(pixels.to_uint8(after, "symmetric"), np.full(after.shape, 255))
 
 
 def test_noise_inputs_feed_each_upsampled_stage_a_noise_map_from_the_input_vector():
