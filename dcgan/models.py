@@ -166,8 +166,8 @@ def _noise_size(noise_inputs: bool) -> int:
 
 def build_generator(params: ModelParams) -> keras.Model:
     """Builds the generator for `params.architecture`: input vectors (the latent, then any
-    noise maps; see generator_input_size) in, images out: tanh's, or model.g_output linear's,
-    which may leave [-1, 1]."""
+    noise maps; see generator_input_size) in, images out: in [-1, 1] but for model.g_output
+    linear's."""
     if params.architecture == "chollet":
         return _chollet_generator(params.latent_dim, params.width)
     if params.architecture == "resnet":
@@ -238,10 +238,11 @@ def _compact_generator(latent_dim: int, width: int, top_multiplier: int, upsampl
     # skip generator (Karras et al. 2020): every stage from 4x4 up paints an RGB image of its
     # own side (a 1x1 convolution; the last stage's 3x3 one), and the images, each upsampled
     # bilinearly to the next side, add up before the tanh, so that the coarse stages paint
-    # the coarse image and the finer ones the detail on it. `output` linear drops the tanh, as
-    # StyleGAN's generators do: a tanh reaches the ends of the pixel range, where real images
-    # clip to black and white, only as its input grows without bound; the images are clipped
-    # to the range when they are saved (pixels.to_uint8).
+    # the coarse image and the finer ones the detail on it. A tanh reaches the ends of the
+    # pixel range, where real images clip to black and white, only as its input grows without
+    # bound: `output` hard_tanh clips to the range instead, as a camera does, and linear drops
+    # the activation, as StyleGAN's generators do, its images clipped to the range only when
+    # they are saved (pixels.to_uint8).
     latent = keras.Input(shape=(latent_dim + _noise_size(noise_inputs),), name="latent")
     x = layers.Dense(4 * 4 * 8 * width, use_bias=False)(
         latent[:, :latent_dim] if noise_inputs else latent)
@@ -264,7 +265,7 @@ def _compact_generator(latent_dim: int, width: int, top_multiplier: int, upsampl
     for _ in range(top_convs):
         x = layers.Conv2D(top_multiplier * width, 3, padding="same", use_bias=False)(x)
         x = layers.ReLU()(layers.BatchNormalization(synchronized=True)(x))
-    activation = None if output == "linear" else "tanh"
+    activation = None if output == "linear" else output
     if not skip:
         image = layers.Conv2D(CHANNELS, 3, padding="same", activation=activation,
                               dtype="float32")(x)

@@ -63,9 +63,9 @@ class ModelParams:
     minibatch_std_group: int = spec(low=0, recipe=True,
                                     doc="0 turns the discriminator's minibatch spread off")
     upsample: str = spec(choices=("nearest", "bilinear"), recipe=True)
-    g_output: str = spec(choices=("tanh", "linear"), recipe=True,
-                         doc="the generator's last activation; linear: none, clipped only "
-                             "when images are saved")
+    g_output: str = spec(choices=("tanh", "hard_tanh", "linear"), recipe=True,
+                         doc="the generator's last activation; hard_tanh: clipped to the "
+                             "range; linear: none, clipped only when images are saved")
     noise_inputs: bool = spec(recipe=True)
     g_skip: bool = spec(recipe=True, doc="StyleGAN2's skip generator: each stage paints RGB")
     d_blur: bool = spec(recipe=True, doc="the discriminator blurs before each stride")

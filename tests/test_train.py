@@ -644,6 +644,21 @@ def test_linear_output_is_the_last_convolution_unbounded(skip):
     assert np.array_equal(pixels.to_uint8(after, "symmetric"), np.full(after.shape, 255))
 
 
+def test_hard_tanh_output_is_the_linear_output_clipped_to_the_range():
+    linear = build_generator(recipe("compact", model__g_output="linear")[0])
+    clipped = build_generator(recipe("compact", model__g_output="hard_tanh")[0])
+    weights = linear.get_weights()
+    weights[-1] = weights[-1] + 1.0  # the last bias: values on both sides of 1
+    linear.set_weights(weights)
+    clipped.set_weights(weights)
+    latents = np.random.default_rng(0).standard_normal(
+        (4, linear.input_shape[1])).astype(np.float32)
+    free = np.asarray(linear(latents, training=False))
+    assert 0.1 < np.mean(free > 1.0) < 0.9
+    np.testing.assert_allclose(np.asarray(clipped(latents, training=False)),
+                               np.clip(free, -1.0, 1.0), atol=1e-6)
+
+
 def test_noise_inputs_feed_each_upsampled_stage_a_noise_map_from_the_input_vector():
     model, _ = recipe("compact", model__noise_inputs=True)
     generator = build_generator(model)
