@@ -313,10 +313,12 @@ def _compact_discriminator(width: int, dropout: float, spectral_norm: bool,
         x = conv(multiplier * width, 4, strides=2, padding="same")(x)
         x = layers.LeakyReLU(0.2)(x)
         if local_head and multiplier == 2:  # the 16x16 features, after the first stride
-            scores = conv(1, 1, dtype="float32")(
-                layers.LeakyReLU(0.2)(conv(multiplier * width, 1)(x)))
-            local = (layers.GlobalAveragePooling2D(dtype="float32")(scores)
-                     if local_loss == "mean" else layers.Flatten(dtype="float32")(scores))
+            # Layers made in this order, as before `local_loss`, since each draws its initial
+            # weights' seed when it is made.
+            scores = layers.LeakyReLU(0.2)(conv(multiplier * width, 1)(x))
+            gather = (layers.GlobalAveragePooling2D if local_loss == "mean"
+                      else layers.Flatten)(dtype="float32")
+            local = gather(conv(1, 1, dtype="float32")(scores))
     if minibatch_std_group > 0:
         x = MinibatchStddev(minibatch_std_group)(x)
     x = layers.Flatten()(x)
