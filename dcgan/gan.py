@@ -231,7 +231,7 @@ class GAN:
             with tf.GradientTape(watch_accessed_variables=False) as input_tape:
                 input_tape.watch(images)
                 outputs = tf.cast(self.discriminator(images, training=True), tf.float32)
-                logits, patches = _split(outputs)
+                logits, _ = _split(outputs)
                 # R1 and R2 penalise the gradient of the head's logit plus the mean of the
                 # patches' logits, the discriminator's whole score of each image.
                 scores = _head_and_patch_mean(outputs)
@@ -242,16 +242,12 @@ class GAN:
                     # the reals' gradients for R1 and the fakes' for R2.
                     penalised += tf.reduce_sum(scores[:size])
             fake_logits, real_logits = logits[:size], logits[size:]
-            d_loss = self.loss.d_sum(real_logits, fake_logits, batch["noise_real"],
-                                     batch["noise_fake"])
-            if patches is not None:
-                # Each image's label noise, the same for all its patches.
-                d_loss += self.loss.d_sum(
-                    patches[size:], patches[:size],
-                    tf.broadcast_to(batch["noise_real"], tf.shape(patches[size:])),
-                    tf.broadcast_to(batch["noise_fake"], tf.shape(patches[:size]))
-                ) / patches.shape[1]
-            d_loss = d_loss / batch_size
+            # Each image's label noise, the same for all its patches.
+            d_loss = _head_and_patch_sums(lambda columns: self.loss.d_sum(
+                columns[size:], columns[:size],
+                tf.broadcast_to(batch["noise_real"], tf.shape(columns[size:])),
+                tf.broadcast_to(batch["noise_fake"], tf.shape(columns[:size]))),
+                outputs) / batch_size
             total = d_loss
             if with_r1:
                 # R1 (Mescheder et al. 2018): the squared gradient norm on the reals the
@@ -337,18 +333,15 @@ class GAN:
                 # The reals of the step, augmented as the discriminator saw them, in the same
                 # call as the fakes, as in the discriminator's step.
                 images = tf.concat([images, self._augment(batch["real"], batch["aug_real"])], 0)
-            logits, patches = _split(
-                tf.cast(self.discriminator(images, training=True), tf.float32))
-            if self.loss.pairs_reals:
-                size = tf.shape(fake)[0]
-                g_loss = self.loss.g_sum(logits[:size], logits[size:])
-                if patches is not None:
-                    g_loss += self.loss.g_sum(patches[:size], patches[size:]) / patches.shape[1]
-            else:
-                g_loss = self.loss.g_sum(logits)
-                if patches is not None:
-                    g_loss += self.loss.g_sum(patches) / patches.shape[1]
-            g_loss = g_loss / self._global_batch_size(fake)
+            outputs = tf.cast(self.discriminator(images, training=True), tf.float32)
+            size = tf.shape(fake)[0]
+
+            def g_sum(columns):
+                if self.loss.pairs_reals:
+                    return self.loss.g_sum(columns[:size], columns[size:])
+                return self.loss.g_sum(columns)
+
+            g_loss = _head_and_patch_sums(g_sum, outputs) / self._global_batch_size(fake)
             scaled = self.g_optimizer.scale_loss(g_loss)
         variables = self.generator.trainable_variables
         self.g_optimizer.apply(tape.gradient(scaled, variables), variables)
@@ -447,6 +440,15 @@ def _split(outputs):
     if outputs.shape[-1] == 1:
         return outputs, None
     return outputs[:, :1], outputs[:, 1:]
+
+
+def _head_and_patch_sums(loss_sum, outputs):
+    """A loss's sum over the head's logits, plus the mean over the patches of its sums over
+    each patch's logits, where the discriminator has them; loss_sum takes columns of
+    outputs."""
+    head, patches = _split(outputs)
+    total = loss_sum(head)
+    return total if patches is None else total + loss_sum(patches) / patches.shape[1]
 
 
 def _head_and_patch_mean(values):
