@@ -226,7 +226,7 @@ def _chollet_discriminator(width: int, dropout: float) -> keras.Model:
 
 def _compact_generator(latent_dim: int, width: int, top_multiplier: int, upsample: str,
                        noise_inputs: bool, top_convs: int, skip: bool,
-                       output: str = "tanh") -> keras.Model:
+                       output: str) -> keras.Model:
     # The DCGAN generator of Radford et al. 2016 at 32x32: 4x4 -> 8x8 -> 16x16 -> 32x32, each
     # upsampling halving the channels, batch normalisation and ReLU between. Upsampling
     # (nearest-neighbour or bilinear) followed by a 3x3 convolution replaces the transposed
@@ -265,14 +265,13 @@ def _compact_generator(latent_dim: int, width: int, top_multiplier: int, upsampl
     for _ in range(top_convs):
         x = layers.Conv2D(top_multiplier * width, 3, padding="same", use_bias=False)(x)
         x = layers.ReLU()(layers.BatchNormalization(synchronized=True)(x))
-    activation = None if output == "linear" else output
     if not skip:
-        image = layers.Conv2D(CHANNELS, 3, padding="same", activation=activation,
+        image = layers.Conv2D(CHANNELS, 3, padding="same", activation=output,
                               dtype="float32")(x)
         return keras.Model(latent, image, name="generator")
     top = layers.Conv2D(CHANNELS, 3, padding="same", dtype="float32")(x)
     coarse = layers.UpSampling2D(2, interpolation="bilinear", dtype="float32")(rgb)
-    image = layers.Activation(activation, dtype="float32")(
+    image = layers.Activation(output, dtype="float32")(
         layers.Add(dtype="float32")([coarse, top]))
     return keras.Model(latent, image, name="generator")
 
@@ -288,7 +287,7 @@ def _skip_rgb(rgb, x):
 
 def _compact_discriminator(width: int, dropout: float, spectral_norm: bool,
                            minibatch_std_group: int, top_convs: int, blur: bool,
-                           local_head: bool, local_loss: str = "mean") -> keras.Model:
+                           local_head: bool, local_loss: str) -> keras.Model:
     # DCGAN's discriminator: a 3x3 convolution at 32x32, then strided 4x4 convolutions down to
     # 4x4, each doubling the channels. `top_convs` adds 3x3 convolutions at 32x32 (SNGAN's
     # standard CNN has two convolutions at every side), so that the discriminator looks longer
@@ -325,10 +324,9 @@ def _compact_discriminator(width: int, dropout: float, spectral_norm: bool,
     if dropout > 0:
         x = layers.Dropout(dropout)(x)
     logit = dense(1, dtype="float32")(x)
-    if local is not None and local_loss == "mean":
-        logit = layers.Add(dtype="float32")([logit, local])
-    elif local is not None:
-        logit = layers.Concatenate(dtype="float32")([logit, local])
+    if local is not None:
+        join = layers.Add if local_loss == "mean" else layers.Concatenate
+        logit = join(dtype="float32")([logit, local])
     return keras.Model(image, logit, name="discriminator")
 
 
