@@ -174,7 +174,7 @@ def build_generator(params: ModelParams) -> keras.Model:
         return _resnet_generator(params.latent_dim, params.width, params.upsample)
     return _compact_generator(params.latent_dim, params.width, params.g_top_multiplier,
                               params.upsample, params.noise_inputs, params.g_top_convs,
-                              params.g_skip, params.g_output)
+                              params.g_skip, params.g_output, params.g_self_modulation)
 
 
 def build_discriminator(params: ModelParams) -> keras.Model:
@@ -225,8 +225,8 @@ def _chollet_discriminator(width: int, dropout: float) -> keras.Model:
 
 
 def _compact_generator(latent_dim: int, width: int, top_multiplier: int, upsample: str,
-                       noise_inputs: bool, top_convs: int, skip: bool,
-                       output: str) -> keras.Model:
+                       noise_inputs: bool, top_convs: int, skip: bool, output: str,
+                       self_modulation: bool) -> keras.Model:
     # The DCGAN generator of Radford et al. 2016 at 32x32: 4x4 -> 8x8 -> 16x16 -> 32x32, each
     # upsampling halving the channels, batch normalisation and ReLU between. Upsampling
     # (nearest-neighbour or bilinear) followed by a 3x3 convolution replaces the transposed
@@ -242,19 +242,21 @@ def _compact_generator(latent_dim: int, width: int, top_multiplier: int, upsampl
     # pixel range, where real images clip to black and white, only as its input grows without
     # bound: `output` hard_tanh clips to the range instead, as a camera does, and linear drops
     # the activation, as StyleGAN's generators do, its images clipped to the range only when
-    # they are saved (pixels.to_uint8).
+    # they are saved (pixels.to_uint8). With `self_modulation`, each batch normalisation's
+    # scale and shift are functions of the latent (see _modulated_batch_norm).
     latent = keras.Input(shape=(latent_dim + _noise_size(noise_inputs),), name="latent")
-    x = layers.Dense(4 * 4 * 8 * width, use_bias=False)(
-        latent[:, :latent_dim] if noise_inputs else latent)
+    z = latent[:, :latent_dim] if noise_inputs else latent
+    x = layers.Dense(4 * 4 * 8 * width, use_bias=False)(z)
     x = layers.Reshape((4, 4, 8 * width))(x)
-    x = layers.BatchNormalization(synchronized=True)(x)
+    modulation = z if self_modulation else None
+    x = _batch_norm(x, modulation)
     x = layers.ReLU()(x)
     rgb = _skip_rgb(None, x) if skip else None
     offset = latent_dim
     for multiplier, side in zip((4, 2, top_multiplier), _NOISE_SIDES):
         x = layers.UpSampling2D(2, interpolation=upsample)(x)
         x = layers.Conv2D(multiplier * width, 3, padding="same", use_bias=False)(x)
-        x = layers.BatchNormalization(synchronized=True)(x)
+        x = _batch_norm(x, modulation)
         if noise_inputs:
             noise = layers.Reshape((side, side, 1))(latent[:, offset:offset + side * side])
             x = NoiseInput()([x, noise])
@@ -264,7 +266,7 @@ def _compact_generator(latent_dim: int, width: int, top_multiplier: int, upsampl
             rgb = _skip_rgb(rgb, x)
     for _ in range(top_convs):
         x = layers.Conv2D(top_multiplier * width, 3, padding="same", use_bias=False)(x)
-        x = layers.ReLU()(layers.BatchNormalization(synchronized=True)(x))
+        x = layers.ReLU()(_batch_norm(x, modulation))
     if not skip:
         image = layers.Conv2D(CHANNELS, 3, padding="same", activation=output,
                               dtype="float32")(x)
@@ -274,6 +276,22 @@ def _compact_generator(latent_dim: int, width: int, top_multiplier: int, upsampl
     image = layers.Activation(output, dtype="float32")(
         layers.Add(dtype="float32")([coarse, top]))
     return keras.Model(latent, image, name="generator")
+
+
+def _batch_norm(x, modulation):
+    # Batch normalisation; given the latent as `modulation`, that of self-modulated GANs (Chen
+    # et al. 2019): its scale and shift are each image's own, a linear map of a 32-unit ReLU
+    # layer of the latent, made for this normalisation alone, the scale's bias starting at 1
+    # as compare_gan's does. A latent can then turn a feature map up or down image by image.
+    if modulation is None:
+        return layers.BatchNormalization(synchronized=True)(x)
+    channels = x.shape[-1]
+    x = layers.BatchNormalization(synchronized=True, center=False, scale=False)(x)
+    hidden = layers.Dense(32, activation="relu")(modulation)
+    scale = layers.Dense(channels, bias_initializer="ones")(hidden)
+    shift = layers.Dense(channels)(hidden)
+    per_image = layers.Reshape((1, 1, channels))
+    return layers.Add()([layers.Multiply()([x, per_image(scale)]), per_image(shift)])
 
 
 def _skip_rgb(rgb, x):

@@ -551,6 +551,36 @@ def test_g_skip_sums_each_stages_rgb_upsampled_before_the_tanh():
     assert generator.output.shape[1:] == (32, 32, 3)
 
 
+def test_self_modulation_takes_each_images_scale_and_shift_from_its_latent():
+    model, _ = recipe("compact", model__g_self_modulation=True, model__g_top_convs=1)
+    generator = build_generator(model)
+    norms = [layer for layer in generator.layers
+             if isinstance(layer, keras.layers.BatchNormalization)]
+    assert len(norms) == 5 and not any(norm.center or norm.scale for norm in norms)
+    # The latent's projection, then each normalisation's hidden layer, scale and shift.
+    denses = [layer for layer in generator.layers if isinstance(layer, keras.layers.Dense)]
+    assert len(denses) == 1 + 3 * len(norms)
+    hidden, scale, shift = denses[1:4]
+    rng = np.random.default_rng(0)
+    for layer in (hidden, scale, shift):  # weights other than the initial ones
+        layer.set_weights([rng.normal(size=w.shape).astype(np.float32)
+                           for w in layer.get_weights()])
+    [modulated] = [layer for layer in generator.layers if isinstance(layer, keras.layers.Add)][:1]
+    probe = keras.Model(generator.input, [norms[0].output, modulated.output])
+    latents = rng.normal(size=(4, model.latent_dim)).astype(np.float32)
+    normalized, out = (np.asarray(t) for t in probe(latents, training=False))
+
+    def dense(layer, x):
+        kernel, bias = layer.get_weights()
+        return x @ kernel + bias
+
+    h = np.maximum(dense(hidden, latents), 0.0)
+    expected = (normalized * dense(scale, h)[:, None, None, :]
+                + dense(shift, h)[:, None, None, :])
+    np.testing.assert_allclose(out, expected, rtol=1e-4, atol=1e-4)
+    assert generator.output.shape[1:] == (32, 32, 3)
+
+
 def test_d_top_convs_add_3x3_convolutions_at_the_discriminators_32x32_stage_alone():
     def convolutions(discriminator):
         return [(layer.output.shape[1], layer.kernel_size, layer.filters)
