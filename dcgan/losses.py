@@ -45,7 +45,9 @@ class GANLoss:
     def d_sum(self, real_logits, fake_logits, real_noise, fake_noise):
         raise NotImplementedError
 
-    def g_sum(self, fake_logits, real_logits=None):
+    def g_sum(self, fake_logits, real_logits=None, weights=None):
+        """The generator's loss summed over its fakes; given `weights` (per image, broadcast
+        over the logits' columns), each fake's terms times its weight."""
         raise NotImplementedError
 
 
@@ -75,9 +77,9 @@ class CrossEntropyLoss(GANLoss):
             self._loss(fake_logits, fake_targets))
         return total / 2.0
 
-    def g_sum(self, fake_logits, real_logits=None):
-        return tf.reduce_sum(
-            self._loss(fake_logits, tf.fill(tf.shape(fake_logits), self.real_label)))
+    def g_sum(self, fake_logits, real_logits=None, weights=None):
+        return _weighted_sum(
+            self._loss(fake_logits, tf.fill(tf.shape(fake_logits), self.real_label)), weights)
 
     def _loss(self, logits, targets):
         return binary_cross_entropy(logits, targets, self.probability_clip)
@@ -90,8 +92,8 @@ class HingeLoss(GANLoss):
         return tf.reduce_sum(tf.nn.relu(1.0 - real_logits)) + tf.reduce_sum(
             tf.nn.relu(1.0 + fake_logits))
 
-    def g_sum(self, fake_logits, real_logits=None):
-        return -tf.reduce_sum(fake_logits)
+    def g_sum(self, fake_logits, real_logits=None, weights=None):
+        return -_weighted_sum(fake_logits, weights)
 
 
 class RelativisticLoss(GANLoss):
@@ -107,8 +109,12 @@ class RelativisticLoss(GANLoss):
     def d_sum(self, real_logits, fake_logits, real_noise, fake_noise):
         return tf.reduce_sum(tf.nn.softplus(fake_logits - real_logits))
 
-    def g_sum(self, fake_logits, real_logits=None):
-        return tf.reduce_sum(tf.nn.softplus(real_logits - fake_logits))
+    def g_sum(self, fake_logits, real_logits=None, weights=None):
+        return _weighted_sum(tf.nn.softplus(real_logits - fake_logits), weights)
+
+
+def _weighted_sum(terms, weights):
+    return tf.reduce_sum(terms if weights is None else weights * terms)
 
 
 def make_loss(name: str, label_noise: float) -> GANLoss:

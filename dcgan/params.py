@@ -169,6 +169,10 @@ class TrainParams:
     lecam_weight: float = spec(low=0.0, recipe=True, doc="0 turns LeCam regularisation off")
     consistency_weight: float = spec(low=0.0, recipe=True,
                                      doc="0 turns consistency regularisation (bCR) off")
+    g_top_k: float = spec(low=0.0, high=1.0, low_open=True, recipe=True,
+                          doc="the share of each batch's fakes, those the discriminator finds "
+                              "most real, that the generator learns from on the run's last "
+                              "step; 1: all")
     seed: int = spec(low=0)
     log_every: int = spec(low=1)
     snapshot_every: int = spec(low=1)
@@ -238,6 +242,10 @@ class TrainParams:
             raise ParamsError("train.augment_target: reads the sign of the discriminator's "
                               "outputs on reals, which the relativistic loss leaves free; "
                               "set it to 0 or pick another train.loss")
+        if self.g_top_k < 1 and self.loss == "relativistic":
+            raise ParamsError("train.g_top_k: ranks each fake by its own score, where the "
+                              "relativistic loss judges it against a real image; set it to 1 "
+                              "or pick another train.loss")
         if self.augment and self.pixel_range != "symmetric":
             raise ParamsError("train.augment: DiffAugment works on [-1, 1] images; set "
                               "train.pixel_range to 'symmetric' or train.augment to []")

@@ -22,10 +22,12 @@ ADA = {"train__augment_probability": 0.5, "train__augment_target": 0.6,
 # the losses, accuracies and LeCam's anchors divide by the larger global batch.
 LATE_BATCH = {"train__late_share": 0.5, "train__late_batch_size": 16, "train__lecam_weight": 10.0}
 # The local head's scores judged one by one, with the regularisers that read them: each
-# replica's patch losses divide by the global batch as the head's do. And a clipped output.
+# replica's patch losses divide by the global batch as the head's do. And a clipped output,
+# a self-modulated generator, and top-k, whose fakes are ranked over both devices' shares.
 PATCHES = {"model__d_local_head": True, "model__d_local_loss": "patches",
-           "model__g_output": "hard_tanh", "train__r1_gamma": 10.0, "train__r1_every": 1,
-           "train__lecam_weight": 10.0, "train__consistency_weight": 10.0}
+           "model__g_output": "hard_tanh", "model__g_self_modulation": True,
+           "train__r1_gamma": 10.0, "train__r1_every": 1, "train__lecam_weight": 10.0,
+           "train__consistency_weight": 10.0, "train__g_top_k": 0.5}
 CASES = {"chollet": ("chollet", {}), "levers": ("compact", LEVERS),
          "lazy-r1": ("compact", LAZY_R1), "ada": ("compact", ADA),
          "late-batch": ("compact", LATE_BATCH), "patches": ("compact", PATCHES)}

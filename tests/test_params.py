@@ -179,6 +179,9 @@ def test_bad_value_is_rejected_with_the_key_named(section, key, value, words):
     ({"train__augment": ["cutout"], "train__loss": "relativistic", "train__label_noise": 0.0,
       "train__augment_target": 0.6},
      r"train.augment_target: reads the sign of the discriminator's outputs on reals"),
+    ({"train__loss": "relativistic", "train__label_noise": 0.0, "train__g_top_k": 0.5},
+     r"train.g_top_k: ranks each fake by its own score, where the relativistic loss judges it "
+     r"against a real image"),
     ({"train__late_share": 0.25}, r"train.late_share, train.late_batch_size: the run's last "
                                   r"share trains at the late batch size, so set both"),
     ({"train__late_batch_size": 64}, r"train.late_share, train.late_batch_size: the run's "

@@ -171,6 +171,52 @@ def test_patch_loss_judges_the_generator_on_each_local_score():
                                rtol=1e-5)
 
 
+def generator_step_gradients(gan, batch):
+    """Runs one generator step; returns its loss and the gradients it handed the optimizer."""
+    applied = []
+    apply = gan.g_optimizer.apply
+
+    def record(gradients, variables):
+        applied.extend(np.asarray(gradient) for gradient in gradients)
+        return apply(gradients, variables)
+
+    gan.g_optimizer.apply = record
+    try:
+        loss = gan.generator_step(batch)["g_loss"]
+    finally:
+        del gan.g_optimizer.apply
+    return float(loss), applied
+
+
+@pytest.mark.parametrize("loss, progress, share", [
+    ("nonsaturating", 0.0, 1.0), ("nonsaturating", 0.5, 0.75), ("nonsaturating", 1.0, 0.5),
+    ("hinge", 1.0, 0.5), ("book", 1.0, 0.5)])
+def test_top_k_trains_the_generator_on_the_fakes_the_discriminator_finds_most_real(
+        loss, progress, share):
+    # train.g_top_k 0.5: every fake on the first step, the most real half on the last, a line
+    # between. The book's loss labels reals 0, so its most real fakes have the lowest logits.
+    gan, model, train = build(g_top_k=0.5, loss=loss, label_noise=0.0, iterations=11,
+                              late_share=0.0, late_batch_size=0)
+    gan.step_counter.assign(round(progress * (train.iterations - 1)))
+    batch = first_batch(model, train)
+    realness = 1.0 if gan.loss.real_is_positive else -1.0
+    count = round(share * train.batch_size)
+    with tf.GradientTape(persistent=True) as tape:
+        fake = gan._augment(gan.generator(batch["z_g"], training=True), batch["aug_fake_g"])
+        logits = gan.discriminator(fake, training=True)
+        order = np.argsort(-realness * logits.numpy()[:, 0], kind="stable")
+        top = gan.loss.g_sum(tf.gather(logits, order[:count])) / count
+        every = gan.loss.g_sum(logits) / train.batch_size
+    variables = gan.generator.trainable_variables
+    expected = [np.asarray(g) for g in tape.gradient(top, variables)]
+    all_fakes = [np.asarray(g) for g in tape.gradient(every, variables)]
+    if count < train.batch_size:  # so that the comparison could fail
+        assert max(np.abs(a - b).max() for a, b in zip(expected, all_fakes)) > 1e-4
+    g_loss, applied = generator_step_gradients(gan, batch)
+    np.testing.assert_allclose(g_loss, float(top), rtol=1e-5)
+    assert_same_gradients(applied, expected)
+
+
 def r1_penalty(gan, weight):
     """Mescheder et al. 2018's R1, weight / 2 times the mean over reals of |grad_x D(x)|^2."""
     def r1(fake, real):
