@@ -30,7 +30,9 @@ train.augment_fade or train.learning_rate_ramp_down over the steps after it, sco
 whole run with them would, for the steps after STEP alone.
 
 --grid writes each row's samples to DIR as the top-left 4x4 corner of the grid that the
-run's report would show (reports/samples.png), as docs/recipe-search.md prints them.
+run's report would show (reports/samples.png), as docs/recipe-search.md prints them; with
+--keep-samples, beside it, every sample it scored (an .npz whose `images` bench/colour.py and
+other diagnostics read).
 """
 
 from __future__ import annotations
@@ -49,7 +51,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 import numpy as np  # noqa: E402
 from ruamel.yaml import YAML  # noqa: E402
 
-from dcgan.artifacts import load_images  # noqa: E402
+from dcgan.artifacts import load_images, save_npz  # noqa: E402
 from dcgan.dataset import StepIterators, make_datasets  # noqa: E402
 from dcgan.engine import resolve_engine  # noqa: E402
 from dcgan.errors import ParamsError  # noqa: E402
@@ -154,6 +156,8 @@ def main() -> None:
                         help="train params to change from --branch-at on")
     parser.add_argument("--grid", type=Path, metavar="DIR",
                         help="write each row's corner of the samples grid to DIR")
+    parser.add_argument("--keep-samples", action="store_true",
+                        help="with --grid, write each row's samples to DIR too")
     args = parser.parse_args()
 
     run = args.run_dir
@@ -168,6 +172,8 @@ def main() -> None:
         if getattr(train, name) != off and len(set(args.score_at)) > 1:
             sys.exit(f"error: the run's train.{name} makes every step depend on the run's "
                      "length; give --score-at one length")
+    if args.keep_samples and not args.grid:
+        sys.exit("error: --keep-samples writes beside --grid's images; give --grid DIR")
     if bool(args.variant) != (args.branch_at is not None):
         sys.exit("error: --branch-at and --variant come together")
     if args.branch_at is not None:
@@ -208,6 +214,8 @@ def main() -> None:
             label = re.sub(r"[^\w.-]+", "-", name.replace("=", ""))
             path = args.grid / f"seed{args.seed}-{step}-{label}.png"
             save_png(path, corner(samples, evaluate_params.grid_size))
+            if args.keep_samples:
+                save_npz(path.with_suffix(".npz"), images=samples)
 
     print(f"{run}: train.seed {args.seed}, train.ema {train.ema}, batches of "
           f"{train.batch_size}, {sample.num_samples} samples\n")
