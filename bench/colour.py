@@ -9,8 +9,11 @@ image); the mean luminance contrast within an image; the mean spread between a p
 channels, max minus min (0 for grey, higher for saturated colour); and the mean absolute
 difference between vertically adjacent pixels' luminance (sharpness); and the shares of
 channel values at the ends of the range, 5 of 255 or under (black) and 250 or over (white),
-where real photographs clip. The SWD scores say how
-far two sets are apart; these say in which direction their colours differ.
+where real photographs clip; and the detail spread, the standard deviation between images of
+the log of each image's fine-detail amount (the root mean square of its luminance minus a 3x3
+box blur of it, 2 pixels from the border), which is higher where some images are smooth and
+others busy. The SWD scores say how far two sets are apart; these say in which direction
+their colours and detail differ.
 """
 
 from __future__ import annotations
@@ -39,7 +42,18 @@ def colour_stats(images: np.ndarray) -> dict[str, np.ndarray | float]:
         "sharpness": float(np.abs(np.diff(luminance, axis=1)).mean()),
         "black share": float((images <= 5).mean()),
         "white share": float((images >= 250).mean()),
+        "detail spread": float(np.log(np.maximum(_detail_amount(luminance), 1e-6)).std()),
     }
+
+
+def _detail_amount(luminance: np.ndarray) -> np.ndarray:
+    """Per image, the root mean square of its luminance minus a 3x3 box blur of it, 2 pixels
+    from the border, where the blur sees no padding."""
+    side = luminance.shape[1]
+    blurred = sum(luminance[:, 1 + dy:side - 1 + dy, 1 + dx:side - 1 + dx]
+                  for dy in (-1, 0, 1) for dx in (-1, 0, 1)) / 9.0
+    detail = (luminance[:, 1:-1, 1:-1] - blurred)[:, 1:-1, 1:-1]
+    return np.sqrt((detail ** 2).mean(axis=(1, 2)))
 
 
 def main() -> None:
