@@ -226,7 +226,7 @@ def _chollet_discriminator(width: int, dropout: float) -> keras.Model:
 
 def _compact_generator(latent_dim: int, width: int, top_multiplier: int, upsample: str,
                        noise_inputs: bool, top_convs: int, skip: bool, output: str,
-                       self_modulation: bool) -> keras.Model:
+                       self_modulation: str) -> keras.Model:
     # The DCGAN generator of Radford et al. 2016 at 32x32: 4x4 -> 8x8 -> 16x16 -> 32x32, each
     # upsampling halving the channels, batch normalisation and ReLU between. Upsampling
     # (nearest-neighbour or bilinear) followed by a 3x3 convolution replaces the transposed
@@ -242,21 +242,23 @@ def _compact_generator(latent_dim: int, width: int, top_multiplier: int, upsampl
     # pixel range, where real images clip to black and white, only as its input grows without
     # bound: `output` hard_tanh clips to the range instead, as a camera does, and linear drops
     # the activation, as StyleGAN's generators do, its images clipped to the range only when
-    # they are saved (pixels.to_uint8). With `self_modulation`, each batch normalisation's
-    # scale and shift are functions of the latent (see _modulated_batch_norm).
+    # they are saved (pixels.to_uint8). With `self_modulation` all, each batch normalisation's
+    # scale and shift are functions of the latent (see _batch_norm); with top, those of the
+    # 32x32 stage alone, whose features the last convolution paints the fine detail from.
     latent = keras.Input(shape=(latent_dim + _noise_size(noise_inputs),), name="latent")
     z = latent[:, :latent_dim] if noise_inputs else latent
     x = layers.Dense(4 * 4 * 8 * width, use_bias=False)(z)
     x = layers.Reshape((4, 4, 8 * width))(x)
-    modulation = z if self_modulation else None
-    x = _batch_norm(x, modulation)
+    coarse = z if self_modulation == "all" else None
+    top = z if self_modulation in ("top", "all") else None
+    x = _batch_norm(x, coarse)
     x = layers.ReLU()(x)
     rgb = _skip_rgb(None, x) if skip else None
     offset = latent_dim
     for multiplier, side in zip((4, 2, top_multiplier), _NOISE_SIDES):
         x = layers.UpSampling2D(2, interpolation=upsample)(x)
         x = layers.Conv2D(multiplier * width, 3, padding="same", use_bias=False)(x)
-        x = _batch_norm(x, modulation)
+        x = _batch_norm(x, top if side == 32 else coarse)
         if noise_inputs:
             noise = layers.Reshape((side, side, 1))(latent[:, offset:offset + side * side])
             x = NoiseInput()([x, noise])
@@ -266,7 +268,7 @@ def _compact_generator(latent_dim: int, width: int, top_multiplier: int, upsampl
             rgb = _skip_rgb(rgb, x)
     for _ in range(top_convs):
         x = layers.Conv2D(top_multiplier * width, 3, padding="same", use_bias=False)(x)
-        x = layers.ReLU()(_batch_norm(x, modulation))
+        x = layers.ReLU()(_batch_norm(x, top))
     if not skip:
         image = layers.Conv2D(CHANNELS, 3, padding="same", activation=output,
                               dtype="float32")(x)

@@ -149,7 +149,7 @@ def test_bad_value_is_rejected_with_the_key_named(section, key, value, words):
     ({"model__g_skip": True}, "model.g_skip: the chollet generator has no skip connections"),
     ({"model__architecture": "resnet", "model__g_skip": True},
      "model.g_skip: the resnet generator has no skip connections"),
-    ({"model__architecture": "resnet", "model__g_self_modulation": True},
+    ({"model__architecture": "resnet", "model__g_self_modulation": "top"},
      "model.g_self_modulation: the resnet generator has no self-modulation"),
     ({"model__architecture": "resnet", "model__d_blur": True},
      "model.d_blur: the resnet discriminator has no blur before its strides"),

@@ -551,22 +551,26 @@ def test_g_skip_sums_each_stages_rgb_upsampled_before_the_tanh():
     assert generator.output.shape[1:] == (32, 32, 3)
 
 
-def test_self_modulation_takes_each_images_scale_and_shift_from_its_latent():
-    model, _ = recipe("compact", model__g_self_modulation=True, model__g_top_convs=1)
+@pytest.mark.parametrize("which, sides", [("all", [4, 8, 16, 32, 32]), ("top", [32, 32])])
+def test_self_modulation_takes_each_images_scale_and_shift_from_its_latent(which, sides):
+    model, _ = recipe("compact", model__g_self_modulation=which, model__g_top_convs=1)
     generator = build_generator(model)
     norms = [layer for layer in generator.layers
              if isinstance(layer, keras.layers.BatchNormalization)]
-    assert len(norms) == 5 and not any(norm.center or norm.scale for norm in norms)
-    # The latent's projection, then each normalisation's hidden layer, scale and shift.
+    modulated = [norm for norm in norms if not (norm.center or norm.scale)]
+    assert len(norms) == 5
+    assert [norm.output.shape[1] for norm in modulated] == sides
+    # The latent's projection, then each modulated normalisation's hidden layer, scale and
+    # shift.
     denses = [layer for layer in generator.layers if isinstance(layer, keras.layers.Dense)]
-    assert len(denses) == 1 + 3 * len(norms)
+    assert len(denses) == 1 + 3 * len(modulated)
     hidden, scale, shift = denses[1:4]
     rng = np.random.default_rng(0)
     for layer in (hidden, scale, shift):  # weights other than the initial ones
         layer.set_weights([rng.normal(size=w.shape).astype(np.float32)
                            for w in layer.get_weights()])
-    [modulated] = [layer for layer in generator.layers if isinstance(layer, keras.layers.Add)][:1]
-    probe = keras.Model(generator.input, [norms[0].output, modulated.output])
+    [joined] = [layer for layer in generator.layers if isinstance(layer, keras.layers.Add)][:1]
+    probe = keras.Model(generator.input, [modulated[0].output, joined.output])
     latents = rng.normal(size=(4, model.latent_dim)).astype(np.float32)
     normalized, out = (np.asarray(t) for t in probe(latents, training=False))
 
