@@ -356,10 +356,10 @@ class GAN:
         discriminator finds most real, else 0, and how many those are over every replica;
         None where the generator learns from every fake (train.g_top_k 1). The kept share
         falls linearly from all on the first step to train.g_top_k on the last, as the
-        paper's falls by 0.99 an epoch (to 0.70 over the 35 epochs of the default's run): the
-        generator learns from the fakes that are nearly right, not from those the
-        discriminator rejects outright. The fakes are ranked across replicas, so that the
-        kept ones are the same on any number of devices."""
+        paper's falls by 0.99 an epoch to no less than 0.5: the generator learns from the
+        fakes that are nearly right, not from those the discriminator rejects outright. The
+        fakes are ranked across replicas, so that the kept ones are the same on any number of
+        devices."""
         share = self.train_params.g_top_k
         if share == 1:
             return None, None
