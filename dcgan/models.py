@@ -171,7 +171,8 @@ def build_generator(params: ModelParams) -> keras.Model:
     if params.architecture == "chollet":
         return _chollet_generator(params.latent_dim, params.width)
     if params.architecture == "resnet":
-        return _resnet_generator(params.latent_dim, params.width, params.upsample)
+        return _resnet_generator(params.latent_dim, params.width, params.upsample,
+                                 params.g_self_modulation)
     return _compact_generator(params.latent_dim, params.width, params.g_top_multiplier,
                               params.upsample, params.noise_inputs, params.g_top_convs,
                               params.g_skip, params.g_output, params.g_self_modulation)
@@ -353,22 +354,29 @@ def _compact_discriminator(width: int, dropout: float, spectral_norm: bool,
 # The residual networks of Miyato et al. 2018 (SNGAN) for CIFAR-10, at `width` channels
 # throughout (SNGAN uses 256 in the generator and 128 in the discriminator).
 
-def _residual_up(x, width: int, upsample: str):
+def _residual_up(x, width: int, upsample: str, modulation, upsampled_modulation):
+    # SNGAN's up block; its batch normalisations self-modulated by the latent given for each
+    # side (see _batch_norm), the block's input side and the side it upsamples to.
     shortcut = layers.Conv2D(width, 1)(layers.UpSampling2D(2, interpolation=upsample)(x))
-    x = layers.ReLU()(layers.BatchNormalization(synchronized=True)(x))
+    x = layers.ReLU()(_batch_norm(x, modulation))
     x = layers.Conv2D(width, 3, padding="same")(
         layers.UpSampling2D(2, interpolation=upsample)(x))
-    x = layers.ReLU()(layers.BatchNormalization(synchronized=True)(x))
+    x = layers.ReLU()(_batch_norm(x, upsampled_modulation))
     x = layers.Conv2D(width, 3, padding="same")(x)
     return layers.Add()([x, shortcut])
 
 
-def _resnet_generator(latent_dim: int, width: int, upsample: str) -> keras.Model:
+def _resnet_generator(latent_dim: int, width: int, upsample: str,
+                      self_modulation: str) -> keras.Model:
+    # `self_modulation` as the compact generator's: all, every batch normalisation; top, those
+    # at 32x32, the last block's second and the one before the output convolution.
     latent = keras.Input(shape=(latent_dim,), name="latent")
+    coarse = latent if self_modulation == "all" else None
+    top = latent if self_modulation in ("top", "all") else None
     x = layers.Reshape((4, 4, width))(layers.Dense(4 * 4 * width)(latent))
-    for _ in range(3):
-        x = _residual_up(x, width, upsample)
-    x = layers.ReLU()(layers.BatchNormalization(synchronized=True)(x))
+    for side in (4, 8, 16):
+        x = _residual_up(x, width, upsample, coarse, top if 2 * side == 32 else coarse)
+    x = layers.ReLU()(_batch_norm(x, top))
     image = layers.Conv2D(CHANNELS, 3, padding="same", activation="tanh", dtype="float32")(x)
     return keras.Model(latent, image, name="generator")
 

@@ -93,7 +93,10 @@ class ModelParams:
         self._compact_only("g_output", "tanh", "generator", "a tanh output only")
         self._compact_only("noise_inputs", False, "generator", "no noise inputs")
         self._compact_only("g_skip", False, "generator", "no skip connections to RGB")
-        self._compact_only("g_self_modulation", "none", "generator", "no self-modulation")
+        if self.architecture == "chollet" and self.g_self_modulation != "none":
+            raise ParamsError("model.g_self_modulation: the chollet generator has no "
+                              "self-modulation; set it to none or use model.architecture "
+                              "compact or resnet")
         self._compact_only("d_blur", False, "discriminator", "no blur before its strides")
         self._compact_only("d_local_head", False, "discriminator", "no local head")
         if self.d_local_loss != "mean" and not self.d_local_head:

@@ -551,14 +551,18 @@ def test_g_skip_sums_each_stages_rgb_upsampled_before_the_tanh():
     assert generator.output.shape[1:] == (32, 32, 3)
 
 
-@pytest.mark.parametrize("which, sides", [("all", [4, 8, 16, 32, 32]), ("top", [32, 32])])
-def test_self_modulation_takes_each_images_scale_and_shift_from_its_latent(which, sides):
-    model, _ = recipe("compact", model__g_self_modulation=which, model__g_top_convs=1)
+@pytest.mark.parametrize("architecture, which, sides", [
+    ("compact", "all", [4, 8, 16, 32, 32]), ("compact", "top", [32, 32]),
+    ("resnet", "all", [4, 8, 8, 16, 16, 32, 32]), ("resnet", "top", [32, 32])])
+def test_self_modulation_takes_each_images_scale_and_shift_from_its_latent(architecture, which,
+                                                                           sides):
+    top_convs = {"model__g_top_convs": 1} if architecture == "compact" else {}
+    model, _ = network(architecture, model__g_self_modulation=which, **top_convs)
     generator = build_generator(model)
     norms = [layer for layer in generator.layers
              if isinstance(layer, keras.layers.BatchNormalization)]
     modulated = [norm for norm in norms if not (norm.center or norm.scale)]
-    assert len(norms) == 5
+    assert len(norms) == {"compact": 5, "resnet": 7}[architecture]
     assert [norm.output.shape[1] for norm in modulated] == sides
     # The latent's projection, then each modulated normalisation's hidden layer, scale and
     # shift.
@@ -569,7 +573,10 @@ def test_self_modulation_takes_each_images_scale_and_shift_from_its_latent(which
     for layer in (hidden, scale, shift):  # weights other than the initial ones
         layer.set_weights([rng.normal(size=w.shape).astype(np.float32)
                            for w in layer.get_weights()])
-    [joined] = [layer for layer in generator.layers if isinstance(layer, keras.layers.Add)][:1]
+    # The first sum of a modulated scale's product and a shift.
+    [joined] = [layer for layer in generator.layers if isinstance(layer, keras.layers.Add)
+                and any(isinstance(tensor._keras_history.operation, keras.layers.Multiply)
+                        for tensor in layer.input)][:1]
     probe = keras.Model(generator.input, [modulated[0].output, joined.output])
     latents = rng.normal(size=(4, model.latent_dim)).astype(np.float32)
     normalized, out = (np.asarray(t) for t in probe(latents, training=False))
