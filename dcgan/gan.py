@@ -167,8 +167,13 @@ class GAN:
         params = self.train_params
         if params.r1_gamma_growth == 1:
             return params.r1_gamma
-        progress = tf.cast(self.step_counter, tf.float32) / max(1, params.iterations - 1)
-        return params.r1_gamma * (1.0 + (params.r1_gamma_growth - 1.0) * progress)
+        return params.r1_gamma * self._line_from_one(params.r1_gamma_growth)
+
+    def _line_from_one(self, last: float):
+        """At the step the step counter names, a line over the run from 1 on its first step
+        to `last` on its last."""
+        progress = tf.cast(self.step_counter, tf.float32) / max(1, self.train_params.iterations - 1)
+        return 1.0 + (last - 1.0) * progress
 
     @property
     def sampler(self) -> keras.Model:
@@ -365,8 +370,7 @@ class GAN:
             return None, None
         realness = head[:, 0] if self.loss.real_is_positive else -head[:, 0]
         everyone = tf.distribute.get_replica_context().all_gather(realness, axis=0)
-        progress = tf.cast(self.step_counter, tf.float32) / max(1, self.train_params.iterations - 1)
-        count = tf.maximum(1.0, tf.round((1.0 - (1.0 - share) * progress)
+        count = tf.maximum(1.0, tf.round(self._line_from_one(share)
                                          * tf.cast(tf.shape(everyone)[0], tf.float32)))
         # The count-th highest realness; an index into a sorted copy keeps shapes static, as
         # XLA needs. Fakes that tie with it are all kept.
