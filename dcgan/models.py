@@ -250,16 +250,15 @@ def _compact_generator(latent_dim: int, width: int, top_multiplier: int, upsampl
     z = latent[:, :latent_dim] if noise_inputs else latent
     x = layers.Dense(4 * 4 * 8 * width, use_bias=False)(z)
     x = layers.Reshape((4, 4, 8 * width))(x)
-    coarse = z if self_modulation == "all" else None
-    top = z if self_modulation in ("top", "all") else None
-    x = _batch_norm(x, coarse)
+    coarse_modulation, top_modulation = _modulations(z, self_modulation)
+    x = _batch_norm(x, coarse_modulation)
     x = layers.ReLU()(x)
     rgb = _skip_rgb(None, x) if skip else None
     offset = latent_dim
     for multiplier, side in zip((4, 2, top_multiplier), _NOISE_SIDES):
         x = layers.UpSampling2D(2, interpolation=upsample)(x)
         x = layers.Conv2D(multiplier * width, 3, padding="same", use_bias=False)(x)
-        x = _batch_norm(x, top if side == 32 else coarse)
+        x = _batch_norm(x, top_modulation if side == 32 else coarse_modulation)
         if noise_inputs:
             noise = layers.Reshape((side, side, 1))(latent[:, offset:offset + side * side])
             x = NoiseInput()([x, noise])
@@ -269,7 +268,7 @@ def _compact_generator(latent_dim: int, width: int, top_multiplier: int, upsampl
             rgb = _skip_rgb(rgb, x)
     for _ in range(top_convs):
         x = layers.Conv2D(top_multiplier * width, 3, padding="same", use_bias=False)(x)
-        x = layers.ReLU()(_batch_norm(x, top))
+        x = layers.ReLU()(_batch_norm(x, top_modulation))
     if not skip:
         image = layers.Conv2D(CHANNELS, 3, padding="same", activation=output,
                               dtype="float32")(x)
@@ -279,6 +278,13 @@ def _compact_generator(latent_dim: int, width: int, top_multiplier: int, upsampl
     image = layers.Activation(output, dtype="float32")(
         layers.Add(dtype="float32")([coarse, top]))
     return keras.Model(latent, image, name="generator")
+
+
+def _modulations(z, self_modulation: str):
+    """The latent that modulates the generator's batch normalisations below 32x32 and at
+    32x32 under model.g_self_modulation, each None where they are plain."""
+    return (z if self_modulation == "all" else None,
+            z if self_modulation in ("top", "all") else None)
 
 
 def _batch_norm(x, modulation):
@@ -371,12 +377,12 @@ def _resnet_generator(latent_dim: int, width: int, upsample: str,
     # `self_modulation` as the compact generator's: all, every batch normalisation; top, those
     # at 32x32, the last block's second and the one before the output convolution.
     latent = keras.Input(shape=(latent_dim,), name="latent")
-    coarse = latent if self_modulation == "all" else None
-    top = latent if self_modulation in ("top", "all") else None
+    coarse_modulation, top_modulation = _modulations(latent, self_modulation)
     x = layers.Reshape((4, 4, width))(layers.Dense(4 * 4 * width)(latent))
     for side in (4, 8, 16):
-        x = _residual_up(x, width, upsample, coarse, top if 2 * side == 32 else coarse)
-    x = layers.ReLU()(_batch_norm(x, top))
+        x = _residual_up(x, width, upsample, coarse_modulation,
+                         top_modulation if 2 * side == 32 else coarse_modulation)
+    x = layers.ReLU()(_batch_norm(x, top_modulation))
     image = layers.Conv2D(CHANNELS, 3, padding="same", activation="tanh", dtype="float32")(x)
     return keras.Model(latent, image, name="generator")
 

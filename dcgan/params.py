@@ -93,10 +93,8 @@ class ModelParams:
         self._compact_only("g_output", "tanh", "generator", "a tanh output only")
         self._compact_only("noise_inputs", False, "generator", "no noise inputs")
         self._compact_only("g_skip", False, "generator", "no skip connections to RGB")
-        if self.architecture == "chollet" and self.g_self_modulation != "none":
-            raise ParamsError("model.g_self_modulation: the chollet generator has no "
-                              "self-modulation; set it to none or use model.architecture "
-                              "compact or resnet")
+        self._only_on(("compact", "resnet"), "g_self_modulation", "none", "generator",
+                      "no self-modulation")
         self._compact_only("d_blur", False, "discriminator", "no blur before its strides")
         self._compact_only("d_local_head", False, "discriminator", "no local head")
         if self.d_local_loss != "mean" and not self.d_local_head:
@@ -109,10 +107,16 @@ class ModelParams:
 
     def _compact_only(self, key: str, off, network: str, lacks: str) -> None:
         """Rejects `key` set to other than `off` on a network other than compact's."""
-        if self.architecture != "compact" and getattr(self, key) != off:
+        self._only_on(("compact",), key, off, network, lacks)
+
+    def _only_on(self, architectures: tuple[str, ...], key: str, off, network: str,
+                 lacks: str) -> None:
+        """Rejects `key` set to other than `off` on a network not in `architectures`."""
+        if self.architecture not in architectures and getattr(self, key) != off:
             setting = str(off).lower()
             raise ParamsError(f"model.{key}: the {self.architecture} {network} has {lacks}; "
-                              f"set it to {setting} or use model.architecture compact")
+                              f"set it to {setting} or use model.architecture "
+                              + " or ".join(architectures))
 
 
 @dataclass(frozen=True)
