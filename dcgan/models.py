@@ -250,15 +250,14 @@ def _compact_generator(latent_dim: int, width: int, top_multiplier: int, upsampl
     z = latent[:, :latent_dim] if noise_inputs else latent
     x = layers.Dense(4 * 4 * 8 * width, use_bias=False)(z)
     x = layers.Reshape((4, 4, 8 * width))(x)
-    coarse_modulation, top_modulation = _modulations(z, self_modulation)
-    x = _batch_norm(x, coarse_modulation)
+    x = _batch_norm(x, _modulation(z, self_modulation, 4))
     x = layers.ReLU()(x)
     rgb = _skip_rgb(None, x) if skip else None
     offset = latent_dim
     for multiplier, side in zip((4, 2, top_multiplier), _NOISE_SIDES):
         x = layers.UpSampling2D(2, interpolation=upsample)(x)
         x = layers.Conv2D(multiplier * width, 3, padding="same", use_bias=False)(x)
-        x = _batch_norm(x, top_modulation if side == 32 else coarse_modulation)
+        x = _batch_norm(x, _modulation(z, self_modulation, side))
         if noise_inputs:
             noise = layers.Reshape((side, side, 1))(latent[:, offset:offset + side * side])
             x = NoiseInput()([x, noise])
@@ -268,7 +267,7 @@ def _compact_generator(latent_dim: int, width: int, top_multiplier: int, upsampl
             rgb = _skip_rgb(rgb, x)
     for _ in range(top_convs):
         x = layers.Conv2D(top_multiplier * width, 3, padding="same", use_bias=False)(x)
-        x = layers.ReLU()(_batch_norm(x, top_modulation))
+        x = layers.ReLU()(_batch_norm(x, _modulation(z, self_modulation, 32)))
     if not skip:
         image = layers.Conv2D(CHANNELS, 3, padding="same", activation=output,
                               dtype="float32")(x)
@@ -280,11 +279,14 @@ def _compact_generator(latent_dim: int, width: int, top_multiplier: int, upsampl
     return keras.Model(latent, image, name="generator")
 
 
-def _modulations(z, self_modulation: str):
-    """The latent that modulates the generator's batch normalisations below 32x32 and at
-    32x32 under model.g_self_modulation, each None where they are plain."""
-    return (z if self_modulation == "all" else None,
-            z if self_modulation in ("top", "all") else None)
+_MODULATED_FROM = {"none": 0, "top": 32, "all": 4}
+
+
+def _modulation(z, self_modulation: str, side: int):
+    """The latent that modulates a generator batch normalisation at `side` under
+    model.g_self_modulation, or None where it is plain."""
+    coarsest = _MODULATED_FROM[self_modulation]
+    return z if coarsest and side >= coarsest else None
 
 
 def _batch_norm(x, modulation):
@@ -377,12 +379,11 @@ def _resnet_generator(latent_dim: int, width: int, upsample: str,
     # `self_modulation` as the compact generator's: all, every batch normalisation; top, those
     # at 32x32, the last block's second and the one before the output convolution.
     latent = keras.Input(shape=(latent_dim,), name="latent")
-    coarse_modulation, top_modulation = _modulations(latent, self_modulation)
     x = layers.Reshape((4, 4, width))(layers.Dense(4 * 4 * width)(latent))
     for side in (4, 8, 16):
-        x = _residual_up(x, width, upsample, coarse_modulation,
-                         top_modulation if 2 * side == 32 else coarse_modulation)
-    x = layers.ReLU()(_batch_norm(x, top_modulation))
+        x = _residual_up(x, width, upsample, _modulation(latent, self_modulation, side),
+                         _modulation(latent, self_modulation, 2 * side))
+    x = layers.ReLU()(_batch_norm(x, _modulation(latent, self_modulation, 32)))
     image = layers.Conv2D(CHANNELS, 3, padding="same", activation="tanh", dtype="float32")(x)
     return keras.Model(latent, image, name="generator")
 
