@@ -227,7 +227,7 @@ def _chollet_discriminator(width: int, dropout: float) -> keras.Model:
 
 def _compact_generator(latent_dim: int, width: int, top_multiplier: int, upsample: str,
                        noise_inputs: bool, top_convs: int, skip: bool, output: str,
-                       self_modulation: str) -> keras.Model:
+                       self_modulation: int) -> keras.Model:
     # The DCGAN generator of Radford et al. 2016 at 32x32: 4x4 -> 8x8 -> 16x16 -> 32x32, each
     # upsampling halving the channels, batch normalisation and ReLU between. Upsampling
     # (nearest-neighbour or bilinear) followed by a 3x3 convolution replaces the transposed
@@ -243,9 +243,10 @@ def _compact_generator(latent_dim: int, width: int, top_multiplier: int, upsampl
     # pixel range, where real images clip to black and white, only as its input grows without
     # bound: `output` hard_tanh clips to the range instead, as a camera does, and linear drops
     # the activation, as StyleGAN's generators do, its images clipped to the range only when
-    # they are saved (pixels.to_uint8). With `self_modulation` all, each batch normalisation's
-    # scale and shift are functions of the latent (see _batch_norm); with top, those of the
-    # 32x32 stage alone, whose features the last convolution paints the fine detail from.
+    # they are saved (pixels.to_uint8). With `self_modulation` a side, the scale and shift of
+    # each batch normalisation at that side and every finer one are functions of the latent
+    # (see _batch_norm): 32, those of the 32x32 stage alone, whose features the last
+    # convolution paints the fine detail from; 4, every one; 0, none.
     latent = keras.Input(shape=(latent_dim + _noise_size(noise_inputs),), name="latent")
     z = latent[:, :latent_dim] if noise_inputs else latent
     x = layers.Dense(4 * 4 * 8 * width, use_bias=False)(z)
@@ -279,13 +280,9 @@ def _compact_generator(latent_dim: int, width: int, top_multiplier: int, upsampl
     return keras.Model(latent, image, name="generator")
 
 
-_MODULATED_FROM = {"none": 0, "top": 32, "all": 4}
-
-
-def _modulation(z, self_modulation: str, side: int):
-    """The latent that modulates a generator batch normalisation at `side` under
-    model.g_self_modulation, or None where it is plain."""
-    coarsest = _MODULATED_FROM[self_modulation]
+def _modulation(z, coarsest: int, side: int):
+    """The latent that modulates a generator batch normalisation at `side` where
+    model.g_self_modulation is `coarsest`, or None where it is plain."""
     return z if coarsest and side >= coarsest else None
 
 
@@ -375,9 +372,10 @@ def _residual_up(x, width: int, upsample: str, modulation, upsampled_modulation)
 
 
 def _resnet_generator(latent_dim: int, width: int, upsample: str,
-                      self_modulation: str) -> keras.Model:
-    # `self_modulation` as the compact generator's: all, every batch normalisation; top, those
-    # at 32x32, the last block's second and the one before the output convolution.
+                      self_modulation: int) -> keras.Model:
+    # `self_modulation` as the compact generator's, each block's first normalisation at its
+    # input's side and its second at the side it upsamples to: 32, the last block's second
+    # and the one before the output convolution.
     latent = keras.Input(shape=(latent_dim,), name="latent")
     x = layers.Reshape((4, 4, width))(layers.Dense(4 * 4 * width)(latent))
     for side in (4, 8, 16):

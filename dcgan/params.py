@@ -68,10 +68,10 @@ class ModelParams:
                              "range; linear: none, clipped only when images are saved")
     noise_inputs: bool = spec(recipe=True)
     g_skip: bool = spec(recipe=True, doc="StyleGAN2's skip generator: each stage paints RGB")
-    g_self_modulation: str = spec(choices=("none", "top", "all"), recipe=True,
-                                  doc="which of the generator's batch normalisations take "
-                                      "their scale and shift from the latent: top, the 32x32 "
-                                      "stage's")
+    g_self_modulation: int = spec(choices=(0, 32, 16, 8, 4), recipe=True,
+                                  doc="the coarsest side whose generator batch normalisations "
+                                      "take their scale and shift from the latent, as every "
+                                      "finer side's do; 4: all; 0: none")
     d_blur: bool = spec(recipe=True, doc="the discriminator blurs before each stride")
     d_local_head: bool = spec(recipe=True, doc="the discriminator also scores every location "
                                                "of its 16x16 features")
@@ -93,7 +93,7 @@ class ModelParams:
         self._compact_only("g_output", "tanh", "generator", "a tanh output only")
         self._compact_only("noise_inputs", False, "generator", "no noise inputs")
         self._compact_only("g_skip", False, "generator", "no skip connections to RGB")
-        self._only_on(("compact", "resnet"), "g_self_modulation", "none", "generator",
+        self._only_on(("compact", "resnet"), "g_self_modulation", 0, "generator",
                       "no self-modulation")
         self._compact_only("d_blur", False, "discriminator", "no blur before its strides")
         self._compact_only("d_local_head", False, "discriminator", "no local head")

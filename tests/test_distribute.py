@@ -25,7 +25,7 @@ LATE_BATCH = {"train__late_share": 0.5, "train__late_batch_size": 16, "train__le
 # replica's patch losses divide by the global batch as the head's do. And a clipped output,
 # a self-modulated generator, and top-k, whose fakes are ranked over both devices' shares.
 PATCHES = {"model__d_local_head": True, "model__d_local_loss": "patches",
-           "model__g_output": "hard_tanh", "model__g_self_modulation": "all",
+           "model__g_output": "hard_tanh", "model__g_self_modulation": 4,
            "train__r1_gamma": 10.0, "train__r1_every": 1, "train__lecam_weight": 10.0,
            "train__consistency_weight": 10.0, "train__g_top_k": 0.5}
 CASES = {"chollet": ("chollet", {}), "levers": ("compact", LEVERS),

@@ -317,7 +317,7 @@ def test_lecam_penalty_and_anchors_follow_the_papers_formula(loss, sign):
     # between white reals and grey fakes, and without self-modulation, whose untrained scales
     # make the fakes less grey; the penalty does not depend on the networks.
     gan, model, train = build(model_overrides={"minibatch_std_group": 0,
-                                               "g_self_modulation": "none"},
+                                               "g_self_modulation": 0},
                               lecam_weight=weight, loss=loss)
     batch = first_batch(model, train, white_images())
     assert np.array_equal(gan.lecam_anchors.numpy(), [0.0, 0.0])

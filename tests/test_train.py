@@ -552,8 +552,9 @@ def test_g_skip_sums_each_stages_rgb_upsampled_before_the_tanh():
 
 
 @pytest.mark.parametrize("architecture, which, sides", [
-    ("compact", "all", [4, 8, 16, 32, 32]), ("compact", "top", [32, 32]),
-    ("resnet", "all", [4, 8, 8, 16, 16, 32, 32]), ("resnet", "top", [32, 32])])
+    ("compact", 4, [4, 8, 16, 32, 32]), ("compact", 16, [16, 32, 32]),
+    ("compact", 32, [32, 32]), ("resnet", 4, [4, 8, 8, 16, 16, 32, 32]),
+    ("resnet", 16, [16, 16, 32, 32]), ("resnet", 32, [32, 32])])
 def test_self_modulation_takes_each_images_scale_and_shift_from_its_latent(architecture, which,
                                                                            sides):
     top_convs = {"model__g_top_convs": 1} if architecture == "compact" else {}
