@@ -207,6 +207,14 @@ class GAN:
             return self.augment_state[0]
         return self.augment_state[0] * RampDown(1.0, params.iterations, steps)(self.step_counter)
 
+    def logged_augment_chance(self):
+        """What the train log records as the chance each policy applies on the step the step
+        counter names: augment_chance() where it is gated, else 1 with policies and 0 without."""
+        chance = self.augment_chance()
+        if chance is None:
+            return tf.constant(1.0 if self.policies else 0.0)
+        return chance
+
     def _augment(self, images, noise):
         if not self.policies:
             return images
@@ -396,8 +404,7 @@ class GAN:
         metrics = {name: strategy.reduce(tf.distribute.ReduceOp.SUM, value, axis=None)
                    for name, value in per_replica.items()}
         self.step_counter.assign_add(1)
-        if self.augment_state is not None:
-            metrics["augment_probability"] = self.augment_chance()
+        metrics["augment_probability"] = self.logged_augment_chance()
         finite = tf.math.is_finite(metrics["d_loss"]) & tf.math.is_finite(metrics["g_loss"])
         # An update can turn the weights to NaN while its own loss is still finite; that
         # step counts as the first bad one, so that no checkpoint keeps such weights.

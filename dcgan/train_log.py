@@ -12,7 +12,8 @@ import os
 from dcgan.errors import DataError, one_line
 
 COLUMNS = ("step", "d_loss", "g_loss", "d_real_accuracy", "d_fake_accuracy", "seconds")
-# Logged where the run has them: the chance each augmentation applies (train.augment_probability).
+# Logged by every run: the chance each augmentation applies (train.augment_probability); a log
+# written by an older version lacks it and still reads.
 OPTIONAL_COLUMNS = ("augment_probability",)
 
 

@@ -153,3 +153,17 @@ def test_push_and_pull_through_a_local_remote(project, tmp_path):
                      "data/samples/samples.npz"):
         assert (clone / artifact).read_bytes() == (root / artifact).read_bytes()
     assert "up to date" in sh(clone, "dvc", "status").lower()
+
+
+
+def test_plots_show_draws_every_plot_of_dvc_yaml_from_what_evaluate_wrote(project):
+    root, _ = project
+    plots = yaml.safe_load((root / "dvc.yaml").read_text())["plots"]
+    shown = json.loads(sh(root, "dvc", "plots", "show", "--json"))
+    assert not shown.get("errors"), shown["errors"]
+    for plot in plots:
+        (title, spec), = plot.items()
+        (_, columns), = spec["y"].items()
+        (drawn,) = shown["data"][title]
+        values = drawn["content"]["data"]["values"]
+        assert values and all(row[column] != "" for row in values for column in columns), title

@@ -254,11 +254,16 @@ def test_six_steps_equal_three_then_resume_then_three(tmp_path, name, overrides)
     assert np.array_equal(whole.snapshots[6], resumed.snapshots[6])
 
 
-def test_the_train_log_records_the_augmentation_chance_where_it_is_not_always(tmp_path):
+def test_the_train_log_records_the_augmentation_chance_of_every_step(tmp_path):
     images = random_images()
+    # Policies that always apply log 1, no policies 0, so that every log has the column that
+    # dvc.yaml's plot draws.
     model, train = recipe("compact", train__log_every=1)
     plain = training.fit(images, model, train, tmp_path / "plain", "d")
-    assert all("augment_probability" not in row for row in plain.log_rows)
+    assert [row["augment_probability"] for row in plain.log_rows] == [1.0] * 6
+    model, train = recipe("compact", train__log_every=1, train__augment=[])
+    bare = training.fit(images, model, train, tmp_path / "bare", "d")
+    assert [row["augment_probability"] for row in bare.log_rows] == [0.0] * 6
     model, train = recipe("compact", train__log_every=1, train__augment_probability=0.5,
                           train__augment_target=0.6, train__augment_ramp=64)
     ada = training.fit(images, model, train, tmp_path / "ada", "d")
@@ -446,7 +451,7 @@ def test_stage_writes_models_only_when_training_completes(tmp_path):
     assert {p.name for p in models.iterdir()} == {
         "generator.keras", "discriminator.keras", "train_log.csv", "snapshots", "recipe.json"}
     rows = list(csv.DictReader((models / "train_log.csv").open()))
-    assert list(rows[0]) == list(train_log.COLUMNS)
+    assert list(rows[0]) == [*train_log.COLUMNS, "augment_probability"]
     assert [int(r["step"]) for r in rows] == [1, 2, 3, 4, 5, 6]
     assert len(list((models / "snapshots").glob("step_*.png"))) == 3
     recipe_json = json.loads((models / "recipe.json").read_text())
