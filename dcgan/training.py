@@ -128,9 +128,8 @@ def fit(images: np.ndarray, model_params: ModelParams, train_params: TrainParams
             if step % train_params.log_every == 0 or step == iterations:
                 values = {"step": step, **{k: float(v) for k, v in metrics.items()},
                           "seconds": round(seconds_before + time.perf_counter() - started, 3)}
-                row = {column: values[column] for column in train_log.COLUMNS}
-                row.update({column: values[column] for column in train_log.OPTIONAL_COLUMNS
-                            if column in values})
+                row = {column: values[column]
+                       for column in (*train_log.COLUMNS, *train_log.OPTIONAL_COLUMNS)}
                 check()
                 log_rows.append(row)
                 progress.set_postfix(d=f"{row['d_loss']:.3f}", g=f"{row['g_loss']:.3f}")

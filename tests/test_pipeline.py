@@ -155,7 +155,6 @@ def test_push_and_pull_through_a_local_remote(project, tmp_path):
     assert "up to date" in sh(clone, "dvc", "status").lower()
 
 
-
 def test_plots_show_draws_every_plot_of_dvc_yaml_from_what_evaluate_wrote(project):
     root, _ = project
     plots = yaml.safe_load((root / "dvc.yaml").read_text())["plots"]
