@@ -169,6 +169,19 @@ class GAN:
             return params.r1_gamma
         return params.r1_gamma * self._line_from_one(params.r1_gamma_growth)
 
+    def _squared_norm(self, gradients):
+        """The squared norm of `gradients`, a batch of images' gradients, as R1 and R2 weigh
+        it: the part that their means over 2x2 blocks carry times train.r1_coarse_weight, and
+        the rest, the detail finer than a block, times train.r1_fine_weight. The two parts
+        are orthogonal, so with both weights 1 it is the plain sum of squares."""
+        params = self.train_params
+        squares = tf.reduce_sum(tf.square(gradients))
+        if params.r1_coarse_weight == params.r1_fine_weight == 1:
+            return squares
+        # Each block's mean counts once for every pixel of its block.
+        coarse = 4 * tf.reduce_sum(tf.square(tf.nn.avg_pool2d(gradients, 2, 2, "VALID")))
+        return params.r1_coarse_weight * coarse + params.r1_fine_weight * (squares - coarse)
+
     def _line_from_one(self, last: float):
         """At the step the step counter names, a line over the run from 1 on its first step
         to `last` on its last."""
@@ -267,15 +280,17 @@ class GAN:
                 # discriminator saw, augmented as they were. With r1_every k > 1 it is
                 # StyleGAN2's lazy R1 (Karras et al. 2020): k times the penalty on every k-th
                 # step (the 1st, the k+1-th, ...), none on the others, which skip its cost.
+                # r1_coarse_weight and r1_fine_weight weigh the two parts of each gradient's
+                # squared norm apart (see _squared_norm).
                 gradients = input_tape.gradient(penalised, images)
                 if params.r1_gamma > 0:
-                    total += params.r1_every * self.r1_weight() / 2 * tf.reduce_sum(
-                        tf.square(gradients[size:])) / batch_size
+                    total += params.r1_every * self.r1_weight() / 2 * self._squared_norm(
+                        gradients[size:]) / batch_size
                 if params.r2_gamma > 0:
                     # R2 (R3GAN, Huang et al. 2024): the same penalty on the fakes the
                     # discriminator saw, on R1's steps, at a constant weight.
-                    total += params.r1_every * params.r2_gamma / 2 * tf.reduce_sum(
-                        tf.square(gradients[:size])) / batch_size
+                    total += params.r1_every * params.r2_gamma / 2 * self._squared_norm(
+                        gradients[:size]) / batch_size
             if params.lecam_weight > 0:
                 # LeCam (Tseng et al. 2021), as their code writes it: reals are pulled no
                 # further up than the fakes' average output, fakes no further down than the

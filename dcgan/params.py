@@ -175,6 +175,12 @@ class TrainParams:
                                       "constant")
     r2_gamma: float = spec(low=0.0, recipe=True,
                            doc="the R1 penalty on fakes, on R1's steps; 0 turns it off")
+    r1_coarse_weight: float = spec(low=0.0, recipe=True,
+                                   doc="R1's and R2's weight on the gradient's means over "
+                                       "2x2 blocks, in their gammas")
+    r1_fine_weight: float = spec(low=0.0, recipe=True,
+                                 doc="R1's and R2's weight on the gradient's detail finer than "
+                                     "a 2x2 block, in their gammas")
     lecam_weight: float = spec(low=0.0, recipe=True, doc="0 turns LeCam regularisation off")
     consistency_weight: float = spec(low=0.0, recipe=True,
                                      doc="0 turns consistency regularisation (bCR) off")
@@ -236,6 +242,15 @@ class TrainParams:
         if (self.late_share > 0) != (self.late_batch_size > 0):
             raise ParamsError("train.late_share, train.late_batch_size: the run's last share "
                               "trains at the late batch size, so set both or neither to 0")
+        if (self.r1_coarse_weight != 1 or self.r1_fine_weight != 1) and (
+                self.r1_gamma == 0 and self.r2_gamma == 0):
+            raise ParamsError("train.r1_coarse_weight, train.r1_fine_weight: weigh the R1 and "
+                              "R2 penalties, and both are off; set train.r1_gamma or "
+                              "train.r2_gamma, or set both to 1")
+        if self.r1_coarse_weight == self.r1_fine_weight == 0:
+            raise ParamsError("train.r1_coarse_weight, train.r1_fine_weight: both 0 leave R1 "
+                              "and R2 nothing to penalise; set train.r1_gamma and "
+                              "train.r2_gamma to 0 instead")
         if self.ema_bn_batches > 0 and self.ema == 0:
             raise ParamsError("train.ema_bn_batches: refreshes the moving average's statistics, "
                               "so it needs train.ema > 0; set it to 0")

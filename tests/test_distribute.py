@@ -12,8 +12,10 @@ LEVERS = {"train__r1_gamma": 10.0, "train__r1_every": 1, "train__lecam_weight": 
           "train__consistency_weight": 10.0, "train__ema_bn_batches": 2,
           "model__minibatch_std_group": 2, "model__noise_inputs": True}
 # The compact recipe as it is, but for a lazy R1 strong enough to show and growing over the run:
-# both compiled steps, and a weight that each replica reads from the step counter.
-LAZY_R1 = {"train__r1_gamma": 10.0, "train__r1_every": 2, "train__r1_gamma_growth": 3.0}
+# both compiled steps, a weight that each replica reads from the step counter, and the
+# penalty's two parts weighed apart on each replica's gradients.
+LAZY_R1 = {"train__r1_gamma": 10.0, "train__r1_every": 2, "train__r1_gamma_growth": 3.0,
+           "train__r1_coarse_weight": 0.5, "train__r1_fine_weight": 2.0}
 # ADA sums the signs of the outputs on reals over both devices: six steps end mid-way through
 # its second interval, with the chance moved once and two steps' signs counted.
 ADA = {"train__augment_probability": 0.5, "train__augment_target": 0.6,

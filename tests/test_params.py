@@ -113,6 +113,7 @@ def test_sections_are_frozen():
      "train.learning_rate_ramp_down: expected a number >= 0.0 and <= 1.0 (0 turns the ramp"),
     ("train", "r1_gamma_growth", -1.0, "train.r1_gamma_growth: expected a number >= 0.0"),
     ("train", "r2_gamma", -0.5, "train.r2_gamma: expected a number >= 0.0"),
+    ("train", "r1_fine_weight", -1.0, "train.r1_fine_weight: expected a number >= 0.0"),
     ("train", "augment_color", 2.5, "train.augment_color: expected a number >= 0.0 and <= 2.0"),
     ("train", "augment_cutout", 1.5, "train.augment_cutout: expected a number >= 0.0 and <= 1.0"),
     ("train", "augment_probability", 1.5,
@@ -190,6 +191,11 @@ def test_bad_value_is_rejected_with_the_key_named(section, key, value, words):
                                   r"share trains at the late batch size, so set both"),
     ({"train__late_batch_size": 64}, r"train.late_share, train.late_batch_size: the run's "
                                      r"last share trains at the late batch size"),
+    ({"train__r1_fine_weight": 0.0, "train__r1_gamma": 0.0, "train__r2_gamma": 0.0},
+     r"train.r1_coarse_weight, train.r1_fine_weight: weigh the R1 and R2 penalties, and both "
+     r"are off"),
+    ({"train__r1_fine_weight": 0.0, "train__r1_coarse_weight": 0.0, "train__r1_gamma": 0.02},
+     r"train.r1_coarse_weight, train.r1_fine_weight: both 0 leave R1 and R2 nothing"),
     ({"train__ema_bn_batches": 4}, r"train.ema_bn_batches: refreshes the moving average's "
                                    r"statistics, so it needs train.ema > 0"),
 ])

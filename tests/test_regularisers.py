@@ -234,6 +234,39 @@ def test_the_penalty_adds_the_squared_input_gradient(key, penalty):
     assert_same_gradients(applied_gradients(gan, batch), expected)
 
 
+def weighed_r1_penalty(gan, weight, coarse, fine):
+    """R1 with the gradient split in two orthogonal parts, its projection onto images constant
+    over 2x2 blocks and the rest, their squared norms weighed `coarse` and `fine`."""
+    def r1(fake, real):
+        with tf.GradientTape() as tape:
+            tape.watch(real)
+            logits = gan.discriminator(real, training=True)
+        gradients = tape.gradient(logits, real)
+        count, height, width, channels = gradients.shape
+        blocks = tf.reshape(gradients, (count, height // 2, 2, width // 2, 2, channels))
+        projected = tf.broadcast_to(tf.reduce_mean(blocks, axis=[2, 4], keepdims=True),
+                                    blocks.shape)
+        squares = (coarse * tf.reduce_sum(tf.square(projected))
+                   + fine * tf.reduce_sum(tf.square(blocks - projected)))
+        return weight / 2 * squares / count
+    return r1
+
+
+@pytest.mark.parametrize("coarse, fine", [(1.0, 0.0), (0.0, 1.0), (0.5, 3.0)],
+                         ids=["coarse_only", "fine_only", "both_weighed"])
+def test_r1_weighs_the_gradients_block_means_and_finer_detail_apart(coarse, fine):
+    gamma = 10.0
+    gan, model, train = build(r1_gamma=gamma, r1_coarse_weight=coarse, r1_fine_weight=fine)
+    batch = first_batch(model, train)
+    regulariser = weighed_r1_penalty(gan, gamma, coarse, fine)
+    expected = expected_gradients(gan, batch, regulariser)
+    assert_regulariser_matters(gan, batch, regulariser)
+    # Each part's weight moves the gradients far enough that plain R1 would fail here.
+    plain = expected_gradients(gan, batch, r1_penalty(gan, gamma))
+    assert max(np.abs(a - b).max() / np.abs(b).max() for a, b in zip(plain, expected)) > 1e-2
+    assert_same_gradients(applied_gradients(gan, batch), expected)
+
+
 def test_r1_and_r2_together_add_up_on_r1s_lazy_steps():
     r1_gamma, r2_gamma, every = 10.0, 4.0, 2
     gan, model, train = build(r1_gamma=r1_gamma, r2_gamma=r2_gamma, r1_every=every)
