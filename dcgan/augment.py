@@ -24,16 +24,17 @@ GATES = len(GATED_POLICIES)
 
 def diff_augment(images: tf.Tensor, noise: tf.Tensor, policies: tuple[str, ...],
                  translation: float, cutout: float, color: float = 1.0,
-                 probability: tf.Tensor | float | None = None) -> tf.Tensor:
+                 probability: tf.Tensor | float | None = None,
+                 saturation: float = 1.0) -> tf.Tensor:
     """Applies `policies` in order to images in [-1, 1] of shape (batch, height, width, 3).
 
     With `probability`, `noise` has NOISE_DIM + GATES columns, and a policy changes an image
     only where its gate column is below the probability; without, every policy changes every
-    image.
+    image. `saturation` scales color's saturation change further, as a share of `color`'s.
     """
     for policy in policies:
         if policy == "color":
-            augmented = _color(images, noise[:, 0:3], color)
+            augmented = _color(images, noise[:, 0:3], color, color * saturation)
         elif policy == "translation":
             augmented = _translation(images, noise[:, 3:5], translation)
         elif policy == "cutout":
@@ -53,13 +54,15 @@ def _per_image(values: tf.Tensor, dtype) -> tf.Tensor:
     return tf.cast(tf.reshape(values, (-1, 1, 1, 1)), dtype)
 
 
-def _color(images, noise, strength):
-    # At strength s: brightness + s * [-0.5, 0.5), saturation x max(0, 1 + s * [-1, 1)),
-    # contrast x (1 + s * [-0.5, 0.5)). Above 1, saturation stops at grey rather than turn
-    # each colour into its opposite. Written so that s = 1 computes DiffAugment's values exactly.
+def _color(images, noise, strength, saturation_strength):
+    # At strength s and saturation strength t: brightness + s * [-0.5, 0.5), saturation x
+    # max(0, 1 + t * [-1, 1)), contrast x (1 + s * [-0.5, 0.5)). Above 1, saturation stops at
+    # grey rather than turn each colour into its opposite. Written so that s = t = 1 computes
+    # DiffAugment's values exactly.
     brightness = _per_image((noise[:, 0] - 0.5) * strength, images.dtype)
     images = images + brightness
-    saturation = tf.maximum(noise[:, 1] * (2.0 * strength) + (1.0 - strength), 0.0)
+    saturation = tf.maximum(
+        noise[:, 1] * (2.0 * saturation_strength) + (1.0 - saturation_strength), 0.0)
     saturation = _per_image(saturation, images.dtype)
     mean = tf.reduce_mean(images, axis=3, keepdims=True)
     images = (images - mean) * saturation + mean

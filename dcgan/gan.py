@@ -232,9 +232,10 @@ class GAN:
         if not self.policies:
             return images
         probability = self.augment_chance()
-        return diff_augment(images, noise, self.policies, self.train_params.augment_translation,
-                            self.train_params.augment_cutout, self.train_params.augment_color,
-                            probability)
+        params = self.train_params
+        return diff_augment(images, noise, self.policies, params.augment_translation,
+                            params.augment_cutout, params.augment_color, probability,
+                            params.augment_saturation)
 
     def discriminator_step(self, batch, with_r1: bool | None = None) -> dict:
         """One update of the discriminator on fakes and reals; the generator stays fixed.

@@ -147,6 +147,9 @@ class TrainParams:
     augment: tuple[str, ...] = spec(choices=AUGMENT_POLICIES, recipe=True)
     augment_color: float = spec(low=0.0, high=2.0, recipe=True,
                                 doc="the share of DiffAugment's colour changes")
+    augment_saturation: float = spec(low=0.0, high=1.0, recipe=True,
+                                     doc="color's saturation change, as a share of "
+                                         "augment_color's")
     augment_translation: float = spec(low=0.0, high=1.0, recipe=True,
                                       doc="the largest shift, as a share of the image side")
     augment_cutout: float = spec(low=0.0, high=1.0, recipe=True,

@@ -239,14 +239,14 @@ def test_every_augmentation_keeps_the_shape_and_stays_in_its_range(policies):
         np.testing.assert_allclose(shifted[:, 0, 0, 0], noise[:, 0].numpy() - 0.5, atol=1e-6)
 
 
-def colour_reference(images, noise, strength):
-    """DiffAugment's colour in numpy, each factor's distance from no change scaled by strength;
-    saturation stops at 0 (grey)."""
-    def factor(column, centre, spread):
-        return (1 + strength * spread * (noise[:, column] - centre)).reshape(-1, 1, 1, 1)
+def colour_reference(images, noise, strength, saturation=1.0):
+    """DiffAugment's colour in numpy, each factor's distance from no change scaled by strength,
+    saturation's by strength times `saturation` too; saturation stops at 0 (grey)."""
+    def factor(column, centre, spread, scale=strength):
+        return (1 + scale * spread * (noise[:, column] - centre)).reshape(-1, 1, 1, 1)
     images = images + strength * (noise[:, 0] - 0.5).reshape(-1, 1, 1, 1)
     mean = images.mean(axis=3, keepdims=True)
-    images = (images - mean) * np.maximum(factor(1, 0.5, 2), 0) + mean
+    images = (images - mean) * np.maximum(factor(1, 0.5, 2, strength * saturation), 0) + mean
     mean = images.mean(axis=(1, 2, 3), keepdims=True)
     return (images - mean) * factor(2, 0.5, 1) + mean
 
@@ -259,6 +259,19 @@ def test_colour_strength_scales_brightness_saturation_and_contrast(strength):
     out = diff_augment(tf.constant(images), tf.constant(noise), ("color",), 0.125, 0.5,
                        strength).numpy()
     np.testing.assert_allclose(out, colour_reference(images, noise, strength), atol=2e-6)
+
+
+@pytest.mark.parametrize("strength, saturation", [(1.0, 0.0), (1.0, 0.5), (1.5, 0.25)])
+def test_saturation_share_scales_the_saturation_change_alone(strength, saturation):
+    rng = np.random.default_rng(1)
+    images = rng.uniform(-1, 1, (16, 8, 8, 3)).astype(np.float32)
+    noise = rng.random((16, NOISE_DIM)).astype(np.float32)
+    out = diff_augment(tf.constant(images), tf.constant(noise), ("color",), 0.125, 0.5,
+                       strength, saturation=saturation).numpy()
+    np.testing.assert_allclose(out, colour_reference(images, noise, strength, saturation),
+                               atol=2e-6)
+    # So that the comparison could fail: the full saturation change gives other images.
+    assert np.abs(out - colour_reference(images, noise, strength)).max() > 0.05
 
 
 def blank_lines(images):
@@ -298,6 +311,11 @@ def test_the_training_step_augments_with_the_params_strengths():
     gan, _, _ = build("compact", train__augment=["color"], train__augment_color=0.0)
     images = tf.random.uniform((4, 32, 32, 3), -1, 1, seed=0)
     noise = tf.random.uniform((4, NOISE_DIM), seed=1)
+    np.testing.assert_allclose(gan._augment(images, noise).numpy(), images.numpy(), atol=1e-6)
+    # Brightness and contrast at no change and saturation at its greyest: with no share of
+    # the saturation change the images stay as they are, where the full change turns them grey.
+    gan, _, _ = build("compact", train__augment=["color"], train__augment_saturation=0.0)
+    noise = tf.constant([[0.5, 0.0, 0.5] + [0.0] * (NOISE_DIM - 3)] * 4)
     np.testing.assert_allclose(gan._augment(images, noise).numpy(), images.numpy(), atol=1e-6)
 
 
