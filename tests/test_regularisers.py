@@ -205,13 +205,18 @@ def test_top_k_trains_the_generator_on_the_fakes_the_discriminator_finds_most_re
     assert_same_gradients(applied, expected)
 
 
+def input_gradients(gan, images):
+    """The gradient of the discriminator's logits with respect to `images`."""
+    with tf.GradientTape() as tape:
+        tape.watch(images)
+        logits = gan.discriminator(images, training=True)
+    return tape.gradient(logits, images)
+
+
 def r1_penalty(gan, weight):
     """Mescheder et al. 2018's R1, weight / 2 times the mean over reals of |grad_x D(x)|^2."""
     def r1(fake, real):
-        with tf.GradientTape() as tape:
-            tape.watch(real)
-            logits = gan.discriminator(real, training=True)
-        gradients = tape.gradient(logits, real)
+        gradients = input_gradients(gan, real)
         return weight / 2 * tf.reduce_mean(tf.reduce_sum(tf.square(gradients), axis=[1, 2, 3]))
     return r1
 
@@ -238,10 +243,7 @@ def weighed_r1_penalty(gan, weight, coarse, fine):
     """R1 with the gradient split in two orthogonal parts, its projection onto images constant
     over 2x2 blocks and the rest, their squared norms weighed `coarse` and `fine`."""
     def r1(fake, real):
-        with tf.GradientTape() as tape:
-            tape.watch(real)
-            logits = gan.discriminator(real, training=True)
-        gradients = tape.gradient(logits, real)
+        gradients = input_gradients(gan, real)
         count, height, width, channels = gradients.shape
         blocks = tf.reshape(gradients, (count, height // 2, 2, width // 2, 2, channels))
         projected = tf.broadcast_to(tf.reduce_mean(blocks, axis=[2, 4], keepdims=True),
