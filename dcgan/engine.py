@@ -22,7 +22,12 @@ class Engine:
 
     strategy: tf.distribute.Strategy
     jit_compile: bool
-    mixed_precision: bool
+    precision: str  # the Keras dtype policy the networks are built under: float32, mixed_float16
+
+    @property
+    def loss_scaling(self) -> bool:
+        """Whether the optimizers scale the loss, as float16's narrow range needs."""
+        return self.precision == "mixed_float16"
 
     @property
     def replicas(self) -> int:
@@ -31,7 +36,7 @@ class Engine:
     def describe(self) -> dict:
         """What changes the variables a run keeps or the arithmetic it does, for fingerprints."""
         return {"devices": self.replicas, "jit_compile": self.jit_compile,
-                "mixed_precision": self.mixed_precision}
+                "precision": self.precision}
 
 
 def onednn_avx512(cpuinfo: str | os.PathLike = "/proc/cpuinfo",
@@ -58,7 +63,8 @@ def choose(train_params: TrainParams, gpus: int, cpus: int,
            *, cpu_avx512: bool) -> tuple[bool, bool, str]:
     """Resolves the switches for a machine with `gpus` GPUs and `cpus` logical CPUs.
 
-    Returns (jit_compile, mixed_precision, devices) with devices one of "one", "gpus", "cpus".
+    Returns (jit_compile, precision, devices) with precision a Keras dtype policy's name and
+    devices one of "one", "gpus", "cpus".
 
     auto means: XLA on one device, unless that device is a CPU where oneDNN has AVX-512
     (`cpu_avx512`, see onednn_avx512) and the run is not train.deterministic, float16 on GPUs,
@@ -78,6 +84,7 @@ def choose(train_params: TrainParams, gpus: int, cpus: int,
                           "use 'auto' or 'off' on a CPU")
     mixed = train_params.mixed_precision == "on" or (
         train_params.mixed_precision == "auto" and gpus > 0)
+    precision = "mixed_float16" if mixed else "float32"
     devices = "one"
     if train_params.distribute == "auto":
         if gpus > 1:
@@ -92,7 +99,7 @@ def choose(train_params: TrainParams, gpus: int, cpus: int,
     jit = train_params.jit_compile == "on" or (
         train_params.jit_compile == "auto" and not several
         and (gpus > 0 or not cpu_avx512 or train_params.deterministic))
-    return jit, mixed, devices
+    return jit, precision, devices
 
 
 def resolve_engine(train_params: TrainParams) -> Engine:
@@ -104,7 +111,7 @@ def resolve_engine(train_params: TrainParams) -> Engine:
     gpus = tf.config.list_logical_devices("GPU")
     cpus = tf.config.list_logical_devices("CPU")
     avx512 = not gpus and train_params.jit_compile == "auto" and onednn_avx512()
-    jit, mixed, devices = choose(train_params, len(gpus), len(cpus), cpu_avx512=avx512)
+    jit, precision, devices = choose(train_params, len(gpus), len(cpus), cpu_avx512=avx512)
     if avx512 and devices == "one":
         if jit:
             logger.info("train.jit_compile auto: XLA on although this CPU has AVX-512, since "
@@ -119,4 +126,4 @@ def resolve_engine(train_params: TrainParams) -> Engine:
         strategy = tf.distribute.MirroredStrategy([d.name for d in cpus])
     else:
         strategy = tf.distribute.get_strategy()
-    return Engine(strategy=strategy, jit_compile=jit, mixed_precision=mixed)
+    return Engine(strategy=strategy, jit_compile=jit, precision=precision)

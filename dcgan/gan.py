@@ -35,7 +35,7 @@ def _global_policy(name: str):
         keras.mixed_precision.set_global_policy(previous)
 
 
-def make_optimizer(train_params: TrainParams, learning_rate: float, mixed: bool):
+def make_optimizer(train_params: TrainParams, learning_rate: float, loss_scaling: bool):
     """The optimizer `train_params.optimizer` names, wrapped for loss scaling under float16.
 
     keras2_rmsprop is the update the book's Keras 2.0.8 made (see dcgan.optimizers); rmsprop
@@ -59,7 +59,7 @@ def make_optimizer(train_params: TrainParams, learning_rate: float, mixed: bool)
     else:
         optimizer = keras.optimizers.Adam(rate, beta_1=train_params.beta_1,
                                           beta_2=train_params.beta_2, **clip)
-    return keras.optimizers.LossScaleOptimizer(optimizer) if mixed else optimizer
+    return keras.optimizers.LossScaleOptimizer(optimizer) if loss_scaling else optimizer
 
 
 def ramp_down_steps(train_params: TrainParams) -> int:
@@ -111,8 +111,7 @@ class GAN:
         self.loss = make_loss(train_params.loss, train_params.label_noise)
         self.policies = train_params.augment
         keras.utils.set_random_seed(train_params.seed)
-        precision = "mixed_float16" if engine.mixed_precision else "float32"
-        with engine.strategy.scope(), _global_policy(precision):
+        with engine.strategy.scope(), _global_policy(engine.precision):
             self.generator = build_generator(model_params)
             self.discriminator = build_discriminator(model_params)
             self.ema_generator = None
@@ -120,9 +119,9 @@ class GAN:
                 self.ema_generator = build_generator(model_params)
                 self.ema_generator.set_weights(self.generator.get_weights())
             self.d_optimizer = make_optimizer(train_params, train_params.d_learning_rate,
-                                              engine.mixed_precision)
+                                              engine.loss_scaling)
             self.g_optimizer = make_optimizer(train_params, train_params.g_learning_rate,
-                                              engine.mixed_precision)
+                                              engine.loss_scaling)
             self.d_optimizer.build(self.discriminator.trainable_variables)
             self.g_optimizer.build(self.generator.trainable_variables)
             # LeCam's anchors: moving averages of the discriminator's outputs on reals and

@@ -41,7 +41,7 @@ def save_outputs(result, out_dir: str | os.PathLike) -> None:
             "model": dataclasses.asdict(gan.model_params),
             "train": dataclasses.asdict(gan.train_params),
             "engine": {"devices": gan.engine.replicas, "jit_compile": gan.engine.jit_compile,
-                       "mixed_precision": gan.engine.mixed_precision},
+                       "precision": gan.engine.precision},
             "generator": "exponential moving average" if gan.ema_generator else "trained",
             "seconds": round(result.seconds, 1),
             "images_per_second": round(gan.train_params.images_seen(steps) / result.seconds, 1),

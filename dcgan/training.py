@@ -167,7 +167,7 @@ def fingerprint_of(model_params: ModelParams, train_params: TrainParams,
     for key in CADENCE_KEYS:
         train_values.pop(key)
     fingerprint = {"model": dataclasses.asdict(model_params), "train": train_values,
-                   "precision": "mixed_float16" if engine.mixed_precision else "float32",
+                   "precision": engine.precision,
                    "data": data_digest}
     # As JSON stores it (tuples become lists), so that a saved one compares equal.
     return json.loads(json.dumps(fingerprint))

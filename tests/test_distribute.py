@@ -48,7 +48,7 @@ for case, (recipe, overrides) in {cases!r}.items():
     model, train = parse_section("model", params["model"]), parse_section("train", params["train"])
     for devices, strategy in ((1, tf.distribute.get_strategy()), (2, mirrored)):
         result = training.fit(images, model, train, {folder!r} + f"/{{case}}-{{devices}}", "d",
-                              engine=Engine(strategy, jit_compile=False, mixed_precision=False))
+                              engine=Engine(strategy, jit_compile=False, precision="float32"))
         results[f"{{case}} {{devices}}"] = {{
             "devices": result.gan.engine.replicas,
             "losses": [[r["d_loss"], r["g_loss"]] for r in result.log_rows],

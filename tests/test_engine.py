@@ -19,12 +19,12 @@ AUTO = dict(jit_compile="auto", mixed_precision="auto", distribute="auto")
 
 
 @pytest.mark.parametrize("gpus, cpus, avx512, expected", [
-    (0, 1, False, (True, False, "one")),   # a CPU: XLA on one device
-    (0, 1, True, (False, False, "one")),   # a CPU with AVX-512: oneDNN's step, no XLA
-    (0, 2, False, (False, False, "cpus")),  # a CPU split on purpose: several devices, no XLA
-    (1, 1, False, (True, True, "one")),    # one GPU: XLA and float16
-    (1, 1, True, (True, True, "one")),     # one GPU on an AVX-512 host: XLA still
-    (2, 1, False, (False, True, "gpus")),  # several GPUs: float16, no XLA
+    (0, 1, False, (True, "float32", "one")),  # a CPU: XLA on one device
+    (0, 1, True, (False, "float32", "one")),  # a CPU with AVX-512: oneDNN's step, no XLA
+    (0, 2, False, (False, "float32", "cpus")),  # a CPU split on purpose: several devices, no XLA
+    (1, 1, False, (True, "mixed_float16", "one")),  # one GPU: XLA and float16
+    (1, 1, True, (True, "mixed_float16", "one")),  # one GPU on an AVX-512 host: XLA still
+    (2, 1, False, (False, "mixed_float16", "gpus")),  # several GPUs: float16, no XLA
 ])
 def test_what_auto_chooses(gpus, cpus, avx512, expected):
     assert choose(switches(**AUTO, deterministic=False), gpus, cpus,
@@ -32,10 +32,10 @@ def test_what_auto_chooses(gpus, cpus, avx512, expected):
 
 
 @pytest.mark.parametrize("gpus, cpus, avx512, expected", [
-    (0, 1, True, (True, False, "one")),    # AVX-512: XLA, whose step repeats where oneDNN's not
-    (0, 1, False, (True, False, "one")),
-    (0, 2, True, (False, False, "cpus")),  # several devices: XLA cannot run there
-    (1, 1, True, (True, True, "one")),
+    (0, 1, True, (True, "float32", "one")),  # AVX-512: XLA, whose step repeats where oneDNN's not
+    (0, 1, False, (True, "float32", "one")),
+    (0, 2, True, (False, "float32", "cpus")),  # several devices: XLA cannot run there
+    (1, 1, True, (True, "mixed_float16", "one")),
 ])
 def test_a_deterministic_run_compiles_its_step_where_it_can(gpus, cpus, avx512, expected):
     assert choose(switches(**AUTO, deterministic=True), gpus, cpus,
@@ -44,11 +44,11 @@ def test_a_deterministic_run_compiles_its_step_where_it_can(gpus, cpus, avx512, 
 
 def test_explicit_switches_win_and_impossible_ones_are_refused():
     assert choose(switches(**AUTO | {"distribute": "off"}), 2, 1,
-                  cpu_avx512=False) == (True, True, "one")
+                  cpu_avx512=False) == (True, "mixed_float16", "one")
     assert choose(switches(**AUTO | {"jit_compile": "off"}), 1, 1,
-                  cpu_avx512=False) == (False, True, "one")
+                  cpu_avx512=False) == (False, "mixed_float16", "one")
     assert choose(switches(**AUTO | {"jit_compile": "on"}), 0, 1,
-                  cpu_avx512=True) == (True, False, "one")
+                  cpu_avx512=True) == (True, "float32", "one")
     with pytest.raises(ParamsError, match="^train.jit_compile: 'on' cannot run on several"):
         choose(switches(**AUTO | {"jit_compile": "on"}), 2, 1, cpu_avx512=False)
     with pytest.raises(ParamsError, match="^train.mixed_precision: 'on' needs a GPU"):
@@ -90,14 +90,14 @@ from dcgan.sampling import draw_samples, load_generator
 images = np.random.default_rng(0).integers(0, 256, (32, 32, 32, 3), dtype=np.uint8)
 results = {{}}
 for recipe in ("chollet", "compact"):
-    for name, jit, mixed, devices in (("one GPU", True, True, 1), ("several GPUs", False, True, 2)):
+    for name, jit, devices in (("one GPU", True, 1), ("several GPUs", False, 2)):
         params = tiny_params(recipe, train__iterations=3, train__deterministic=False)
         model = parse_section("model", params["model"])
         train = parse_section("train", params["train"])
         strategy = mirrored if devices == 2 else tf.distribute.get_strategy()
         folder = {folder!r} + f"/{{recipe}}-{{name}}"
         result = training.fit(images, model, train, folder + "/checkpoints", "d",
-                              engine=Engine(strategy, jit, mixed))
+                              engine=Engine(strategy, jit, "mixed_float16"))
         train_outputs.save_outputs(result, folder + "/models")
         generator = load_generator(folder + "/models/generator.keras")
         samples, _ = draw_samples(generator, 5, 0, 5, train.pixel_range)

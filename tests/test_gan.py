@@ -130,17 +130,17 @@ def test_the_moving_average_follows_the_generator_by_its_recursion():
 
 def test_optimizers_are_the_ones_named_with_keras_2_decay():
     _, _, train = build("chollet")
-    optimizer = make_optimizer(train, 0.0008, mixed=False)
+    optimizer = make_optimizer(train, 0.0008, loss_scaling=False)
     assert isinstance(optimizer, Keras2RMSprop)
     assert (optimizer.decay, optimizer.epsilon, optimizer.clipvalue) == (1e-8, 1e-8, 1.0)
     _, _, train = build("compact", train__learning_rate_decay=0.5)
-    optimizer = make_optimizer(train, 0.001, mixed=False)
+    optimizer = make_optimizer(train, 0.001, loss_scaling=False)
     schedule = optimizer._learning_rate
     assert float(schedule(2)) == pytest.approx(0.001 / (1 + 0.5 * 2))
-    assert isinstance(make_optimizer(train, 0.001, mixed=True),
+    assert isinstance(make_optimizer(train, 0.001, loss_scaling=True),
                       tf.keras.optimizers.LossScaleOptimizer)
     _, _, train = build("compact", train__beta_1=0.25, train__beta_2=0.75)
-    optimizer = make_optimizer(train, 0.001, mixed=False)
+    optimizer = make_optimizer(train, 0.001, loss_scaling=False)
     assert isinstance(optimizer, tf.keras.optimizers.Adam)
     assert (optimizer.beta_1, optimizer.beta_2) == (0.25, 0.75)
 

@@ -393,12 +393,12 @@ def test_a_float16_policy_does_not_outlive_its_run():
     from dcgan.engine import Engine
 
     model, train = recipe("compact")
-    mixed = GAN(model, train, Engine(tf.distribute.get_strategy(), False, True))
+    mixed = GAN(model, train, Engine(tf.distribute.get_strategy(), False, "mixed_float16"))
     assert mixed.generator.layers[1].dtype_policy.name == "mixed_float16"
     # Whatever the process builds next takes float32 again, as before the float16 run.
     assert keras.mixed_precision.global_policy().name == "float32"
     assert keras.layers.Dense(2).dtype_policy.name == "float32"
-    plain = GAN(model, train, Engine(tf.distribute.get_strategy(), False, False))
+    plain = GAN(model, train, Engine(tf.distribute.get_strategy(), False, "float32"))
     assert {layer.dtype_policy.name for layer in plain.generator.layers} == {"float32"}
 
 
