@@ -3,8 +3,10 @@
     python bench/train_speed.py [--steps 5] [--device cpu|gpu] [--full-recipe]
 
 Prints seconds per step, images per second, achieved GFLOP/s and the ratio to the machine's
-ceiling, measured as TensorFlow's own 5x5 256->256 Conv2D at 32x32, batch 20. With
---full-recipe, also times the book's whole recipe (10000 steps) through the train function.
+ceiling, measured as TensorFlow's own 5x5 256->256 Conv2D at 32x32, batch 20, in the row's
+precision: float32 with XLA off and on, then mixed precision (`train.mixed_precision: on`:
+bfloat16 on a CPU, float16 on a GPU) without XLA. With --full-recipe, also times the book's
+whole recipe (10000 steps) through the train function, as `auto` resolves it here.
 """
 
 from __future__ import annotations
@@ -123,10 +125,11 @@ def time_book_loop(images, steps, warmup) -> float:
     return (time.perf_counter() - started) / steps
 
 
-def time_ceiling(repeats: int = 10) -> float:
-    """GFLOP/s of one 5x5 256->256 Conv2D at 32x32, batch 20: the machine's conv ceiling."""
-    inputs = tf.random.normal((BATCH, 32, 32, 256))
-    kernel = tf.random.normal((5, 5, 256, 256))
+def time_ceiling(dtype: str = "float32", repeats: int = 10) -> float:
+    """GFLOP/s of one 5x5 256->256 Conv2D at 32x32, batch 20, in `dtype`: the machine's conv
+    ceiling."""
+    inputs = tf.cast(tf.random.normal((BATCH, 32, 32, 256)), dtype)
+    kernel = tf.cast(tf.random.normal((5, 5, 256, 256)), dtype)
     conv = tf.function(lambda x: tf.nn.conv2d(x, kernel, 1, "SAME"))
     for _ in range(3):
         conv(inputs).numpy()
@@ -164,30 +167,32 @@ def main() -> None:
         tf.config.list_physical_devices("GPU")[0]).get("device_name", "GPU")
         if args.device == "gpu" else f"CPU, {os.cpu_count()} cores")
 
-    ceiling = time_ceiling()
+    mixed = "float16" if args.device == "gpu" else "bfloat16"
+    ceilings = {"float32": time_ceiling(), mixed: time_ceiling(mixed)}
+    engines = (("off", "off", "float32"), ("on", "off", "float32"), ("off", "on", mixed))
     rows = []
-    for jit in ("off", "on"):
-        seconds, flops = time_project_step(images, "chollet", args.steps, args.warmup,
-                                           jit_compile=jit)
-        rows.append((f"book's recipe, this project's step, XLA {jit}", seconds, BATCH, flops))
-    if not args.skip_book:
-        rows.append(("book's network, the book's loop ported to Keras 3",
-                     time_book_loop(images, args.steps, args.warmup), BATCH, flops))
-    _, train = recipe("compact")
-    for jit in ("off", "on"):
-        seconds, compact_flops = time_project_step(images, "compact", args.steps * 4,
-                                                   args.warmup, jit_compile=jit)
-        rows.append((f"default recipe, this project's step, XLA {jit}", seconds,
-                     train.batch_size, compact_flops))
+    for name, label, steps in (("chollet", "book's recipe", args.steps),
+                               ("compact", "default recipe", args.steps * 4)):
+        _, train = recipe(name)
+        for jit, precision, dtype in engines:
+            seconds, flops = time_project_step(images, name, steps, args.warmup,
+                                               jit_compile=jit, mixed_precision=precision)
+            rows.append((f"{label}, this project's step, XLA {jit}, {dtype}", seconds,
+                         train.batch_size, flops, dtype))
+            if name == "chollet" and jit == "off" and precision == "off" and not args.skip_book:
+                rows.append(("book's network, the book's loop ported to Keras 3, float32",
+                             time_book_loop(images, args.steps, args.warmup), BATCH, flops,
+                             "float32"))
 
     print(f"\ndevice: {device}; TensorFlow {tf.__version__}; conv ceiling "
-          f"{ceiling:.0f} GFLOP/s (5x5 256->256 Conv2D, 32x32, batch 20)\n")
-    print("| what | s/step | images/s | GFLOP/step | GFLOP/s | of ceiling |")
+          + ", ".join(f"{value:.0f} GFLOP/s in {dtype}" for dtype, value in ceilings.items())
+          + " (5x5 256->256 Conv2D, 32x32, batch 20)\n")
+    print("| what | s/step | images/s | GFLOP/step | GFLOP/s | of its ceiling |")
     print("| --- | ---: | ---: | ---: | ---: | ---: |")
-    for name, seconds, batch, flops in rows:
+    for name, seconds, batch, flops, dtype in rows:
         achieved = flops / seconds / 1e9
         print(f"| {name} | {seconds:.3f} | {batch / seconds:.0f} | {flops / 1e9:.1f} | "
-              f"{achieved:.0f} | {achieved / ceiling:.0%} |")
+              f"{achieved:.0f} | {achieved / ceilings[dtype]:.0%} |")
     if args.full_recipe:
         print(f"\nbook's full recipe (10000 steps, batch 20): "
               f"{time_full_recipe(images):.1f} s wall")

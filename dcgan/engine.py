@@ -22,7 +22,7 @@ class Engine:
 
     strategy: tf.distribute.Strategy
     jit_compile: bool
-    precision: str  # the Keras dtype policy the networks are built under: float32, mixed_float16
+    precision: str  # the Keras dtype policy the networks are built under: float32, mixed_*16
 
     @property
     def loss_scaling(self) -> bool:
@@ -39,52 +39,64 @@ class Engine:
                 "precision": self.precision}
 
 
-def onednn_avx512(cpuinfo: str | os.PathLike = "/proc/cpuinfo",
-                  environ: dict | None = None) -> bool:
-    """Whether TensorFlow's oneDNN kernels run on a CPU with AVX-512 here.
+@dataclass(frozen=True)
+class OneDNN:
+    """What TensorFlow's oneDNN kernels can use on this CPU, as far as the step's speed goes.
 
-    There TensorFlow's step without XLA, whose kernels are oneDNN's, is faster than XLA's:
-    22 to 35 % shorter on the two AVX-512 CPUs timed, where on the two AVX2-only ones it is 22
-    to 35 % longer (docs/recipe-search.md, round 28). False where the flags cannot be read (no
-    /proc/cpuinfo) or oneDNN is turned off (TF_ENABLE_ONEDNN_OPTS=0), which makes that step
-    the slower one.
+    avx512: AVX-512. There TensorFlow's step without XLA, whose kernels are oneDNN's, is faster
+    than XLA's: 22 to 35 % shorter on the two AVX-512 CPUs timed, where on the two AVX2-only
+    ones it is 22 to 35 % longer (docs/recipe-search.md, round 28).
+
+    bfloat16: instructions that compute bfloat16 (AVX512_BF16, AMX). There oneDNN's step under
+    Keras's mixed_bfloat16 policy is shorter than in float32: by a quarter to 29 % for the
+    default recipe and 42 to 44 % for the book's on a Zen 5 EPYC (AVX512_BF16), by 2 % for the
+    default on a Xeon with AMX; the default's samples score a little worse at SWD 32
+    (docs/recipe-search.md, rounds 33 and 46), so it is asked for (train.mixed_precision: on),
+    not chosen.
     """
+
+    avx512: bool = False
+    bfloat16: bool = False
+
+
+def onednn_cpu(cpuinfo: str | os.PathLike = "/proc/cpuinfo",
+               environ: dict | None = None) -> OneDNN:
+    """What oneDNN can use on this CPU, from its flags; nothing where the flags cannot be read
+    (no /proc/cpuinfo) or oneDNN is turned off (TF_ENABLE_ONEDNN_OPTS=0), which makes its
+    kernels' steps the slower ones."""
     environ = os.environ if environ is None else environ
     if environ.get("TF_ENABLE_ONEDNN_OPTS", "").strip().lower() in ("0", "false", "off"):
-        return False
+        return OneDNN()
     try:
         text = Path(cpuinfo).read_text()
     except OSError:
-        return False
-    return re.search(r"^flags\s*:.*\bavx512f\b", text, re.MULTILINE) is not None
+        return OneDNN()
+    line = re.search(r"^flags\s*:(.*)$", text, re.MULTILINE)
+    flags = set(line.group(1).split()) if line else set()
+    return OneDNN(avx512="avx512f" in flags,
+                  bfloat16=bool(flags & {"avx512_bf16", "amx_bf16"}))
 
 
 def choose(train_params: TrainParams, gpus: int, cpus: int,
-           *, cpu_avx512: bool) -> tuple[bool, bool, str]:
+           *, cpu: OneDNN = OneDNN()) -> tuple[bool, str, str]:
     """Resolves the switches for a machine with `gpus` GPUs and `cpus` logical CPUs.
 
     Returns (jit_compile, precision, devices) with precision a Keras dtype policy's name and
     devices one of "one", "gpus", "cpus".
 
-    auto means: XLA on one device, unless that device is a CPU where oneDNN has AVX-512
-    (`cpu_avx512`, see onednn_avx512) and the run is not train.deterministic, float16 on GPUs,
+    auto means: XLA on one device, unless that device is a CPU where oneDNN has AVX-512 (`cpu`,
+    see OneDNN) and the run is not train.deterministic; float16 on GPUs, float32 on CPUs;
     every GPU (or, when a caller split the host on purpose, every logical CPU) under
-    MirroredStrategy. A deterministic run compiles its step because TensorFlow's own CPU
-    kernels, oneDNN's and Eigen's alike, gave batch-64 steps that did not repeat on a Zen 5
-    EPYC even under op determinism, where XLA's step repeated (docs/recipe-search.md, round
-    39). XLA stays off with several devices: a compiled step cannot reach variables that live
-    on another device ("Trying to access resource ... located in device CPU:1 from device
-    CPU:0").
+    MirroredStrategy. Mixed precision on means float16 on GPUs and bfloat16 on CPUs. A
+    deterministic run compiles its step because TensorFlow's own CPU kernels, oneDNN's and
+    Eigen's alike, gave batch-64 steps that did not repeat on a Zen 5 EPYC even under op
+    determinism, where XLA's step repeated (docs/recipe-search.md, round 39). XLA stays off
+    with several devices: a compiled step cannot reach variables that live on another device
+    ("Trying to access resource ... located in device CPU:1 from device CPU:0").
 
     Raises:
-        ParamsError: float16 asked for without a GPU, or XLA asked for with several devices.
+        ParamsError: XLA asked for with several devices.
     """
-    if train_params.mixed_precision == "on" and not gpus:
-        raise ParamsError("train.mixed_precision: 'on' needs a GPU and none is visible; "
-                          "use 'auto' or 'off' on a CPU")
-    mixed = train_params.mixed_precision == "on" or (
-        train_params.mixed_precision == "auto" and gpus > 0)
-    precision = "mixed_float16" if mixed else "float32"
     devices = "one"
     if train_params.distribute == "auto":
         if gpus > 1:
@@ -98,7 +110,12 @@ def choose(train_params: TrainParams, gpus: int, cpus: int,
                           "set train.distribute to 'off'")
     jit = train_params.jit_compile == "on" or (
         train_params.jit_compile == "auto" and not several
-        and (gpus > 0 or not cpu_avx512 or train_params.deterministic))
+        and (gpus > 0 or not cpu.avx512 or train_params.deterministic))
+    precision = "float32"
+    if train_params.mixed_precision == "on":
+        precision = "mixed_float16" if gpus else "mixed_bfloat16"
+    elif train_params.mixed_precision == "auto" and gpus:
+        precision = "mixed_float16"
     return jit, precision, devices
 
 
@@ -110,9 +127,9 @@ def resolve_engine(train_params: TrainParams) -> Engine:
     """
     gpus = tf.config.list_logical_devices("GPU")
     cpus = tf.config.list_logical_devices("CPU")
-    avx512 = not gpus and train_params.jit_compile == "auto" and onednn_avx512()
-    jit, precision, devices = choose(train_params, len(gpus), len(cpus), cpu_avx512=avx512)
-    if avx512 and devices == "one":
+    cpu = OneDNN() if gpus else onednn_cpu()
+    jit, precision, devices = choose(train_params, len(gpus), len(cpus), cpu=cpu)
+    if cpu.avx512 and devices == "one" and train_params.jit_compile == "auto":
         if jit:
             logger.info("train.jit_compile auto: XLA on although this CPU has AVX-512, since "
                         "train.deterministic asks for steps that repeat, which TensorFlow's "
@@ -120,6 +137,10 @@ def resolve_engine(train_params: TrainParams) -> Engine:
         else:
             logger.info("train.jit_compile auto: XLA off, since this CPU has AVX-512, where "
                         "TensorFlow's oneDNN kernels make the step faster than XLA's")
+    if cpu.bfloat16 and devices == "one" and not jit and precision == "float32":
+        logger.info("this CPU computes bfloat16: train.mixed_precision: on would make the step "
+                    "shorter (by a quarter to 44 % on a Zen 5 EPYC) and train another run of "
+                    "the recipe; see the README's GPUs and several devices")
     if devices == "gpus":
         strategy = tf.distribute.MirroredStrategy([d.name for d in gpus])
     elif devices == "cpus":

@@ -116,7 +116,10 @@ class GAN:
             self.discriminator = build_discriminator(model_params)
             self.ema_generator = None
             if train_params.ema > 0:
-                self.ema_generator = build_generator(model_params)
+                # The average samples, so it computes in float32 under any precision: mixed
+                # precision shortens the training step, and sampling gives the weights' images.
+                with _global_policy("float32"):
+                    self.ema_generator = build_generator(model_params)
                 self.ema_generator.set_weights(self.generator.get_weights())
             self.d_optimizer = make_optimizer(train_params, train_params.d_learning_rate,
                                               engine.loss_scaling)

@@ -3,7 +3,7 @@
 import numpy as np
 import pytest
 
-from dcgan.engine import choose, onednn_avx512
+from dcgan.engine import OneDNN, choose, onednn_cpu
 from dcgan.errors import ParamsError
 from dcgan.params import parse_section
 from tiny import tiny_params
@@ -18,61 +18,124 @@ def switches(**overrides):
 AUTO = dict(jit_compile="auto", mixed_precision="auto", distribute="auto")
 
 
-@pytest.mark.parametrize("gpus, cpus, avx512, expected", [
-    (0, 1, False, (True, "float32", "one")),  # a CPU: XLA on one device
-    (0, 1, True, (False, "float32", "one")),  # a CPU with AVX-512: oneDNN's step, no XLA
-    (0, 2, False, (False, "float32", "cpus")),  # a CPU split on purpose: several devices, no XLA
-    (1, 1, False, (True, "mixed_float16", "one")),  # one GPU: XLA and float16
-    (1, 1, True, (True, "mixed_float16", "one")),  # one GPU on an AVX-512 host: XLA still
-    (2, 1, False, (False, "mixed_float16", "gpus")),  # several GPUs: float16, no XLA
+AVX512 = OneDNN(avx512=True)
+BF16 = OneDNN(avx512=True, bfloat16=True)
+
+
+@pytest.mark.parametrize("gpus, cpus, cpu, expected", [
+    (0, 1, OneDNN(), (True, "float32", "one")),           # a CPU: XLA on one device
+    (0, 1, AVX512, (False, "float32", "one")),            # AVX-512: oneDNN's step, no XLA
+    (0, 1, BF16, (False, "float32", "one")),              # float32 where bfloat16 would run
+    (0, 2, OneDNN(), (False, "float32", "cpus")),         # a CPU split on purpose: no XLA
+    (0, 2, BF16, (False, "float32", "cpus")),
+    (1, 1, OneDNN(), (True, "mixed_float16", "one")),     # one GPU: XLA and float16
+    (1, 1, BF16, (True, "mixed_float16", "one")),         # one GPU on such a host: the same
+    (2, 1, OneDNN(), (False, "mixed_float16", "gpus")),   # several GPUs: float16, no XLA
 ])
-def test_what_auto_chooses(gpus, cpus, avx512, expected):
-    assert choose(switches(**AUTO, deterministic=False), gpus, cpus,
-                  cpu_avx512=avx512) == expected
+def test_what_auto_chooses(gpus, cpus, cpu, expected):
+    assert choose(switches(**AUTO, deterministic=False), gpus, cpus, cpu=cpu) == expected
 
 
-@pytest.mark.parametrize("gpus, cpus, avx512, expected", [
-    (0, 1, True, (True, "float32", "one")),  # AVX-512: XLA, whose step repeats where oneDNN's not
-    (0, 1, False, (True, "float32", "one")),
-    (0, 2, True, (False, "float32", "cpus")),  # several devices: XLA cannot run there
-    (1, 1, True, (True, "mixed_float16", "one")),
+@pytest.mark.parametrize("gpus, cpus, cpu, expected", [
+    (0, 1, AVX512, (True, "float32", "one")),   # XLA, whose step repeats where oneDNN's does not
+    (0, 1, BF16, (True, "float32", "one")),
+    (0, 1, OneDNN(), (True, "float32", "one")),
+    (0, 2, AVX512, (False, "float32", "cpus")),  # several devices: XLA cannot run there
+    (1, 1, AVX512, (True, "mixed_float16", "one")),
 ])
-def test_a_deterministic_run_compiles_its_step_where_it_can(gpus, cpus, avx512, expected):
-    assert choose(switches(**AUTO, deterministic=True), gpus, cpus,
-                  cpu_avx512=avx512) == expected
+def test_a_deterministic_run_compiles_its_step_where_it_can(gpus, cpus, cpu, expected):
+    assert choose(switches(**AUTO, deterministic=True), gpus, cpus, cpu=cpu) == expected
 
 
-def test_explicit_switches_win_and_impossible_ones_are_refused():
-    assert choose(switches(**AUTO | {"distribute": "off"}), 2, 1,
-                  cpu_avx512=False) == (True, "mixed_float16", "one")
-    assert choose(switches(**AUTO | {"jit_compile": "off"}), 1, 1,
-                  cpu_avx512=False) == (False, "mixed_float16", "one")
-    assert choose(switches(**AUTO | {"jit_compile": "on"}), 0, 1,
-                  cpu_avx512=True) == (True, "float32", "one")
+@pytest.mark.parametrize("switch, gpus, cpu, expected", [
+    ({"distribute": "off"}, 2, OneDNN(), (True, "mixed_float16", "one")),
+    ({"jit_compile": "off"}, 1, OneDNN(), (False, "mixed_float16", "one")),
+    ({"jit_compile": "on"}, 0, AVX512, (True, "float32", "one")),
+    ({"jit_compile": "on"}, 0, BF16, (True, "float32", "one")),
+    ({"mixed_precision": "on"}, 0, BF16, (False, "mixed_bfloat16", "one")),  # a CPU's kind
+    ({"mixed_precision": "on"}, 0, OneDNN(), (True, "mixed_bfloat16", "one")),
+    ({"mixed_precision": "on"}, 1, BF16, (True, "mixed_float16", "one")),      # a GPU's
+    ({"mixed_precision": "off"}, 1, OneDNN(), (True, "float32", "one")),
+])
+def test_explicit_switches_win(switch, gpus, cpu, expected):
+    assert choose(switches(**AUTO | switch, deterministic=False), gpus, 1, cpu=cpu) == expected
+
+
+@pytest.mark.parametrize("switch, hinted", [("auto", True), ("off", True), ("on", False)])
+def test_a_cpu_that_computes_bfloat16_is_named_in_the_log(monkeypatch, caplog, switch, hinted):
+    import logging
+
+    from dcgan import engine
+
+    monkeypatch.setattr(engine, "onednn_cpu", lambda: BF16)
+    train = switches(**AUTO | {"mixed_precision": switch, "distribute": "off"},
+                     deterministic=False)
+    with caplog.at_level(logging.INFO, logger="dcgan.engine"):
+        engine.resolve_engine(train)
+    assert ("train.mixed_precision: on would make the step shorter" in caplog.text) is hinted
+
+
+def test_xla_asked_for_on_several_devices_is_refused():
     with pytest.raises(ParamsError, match="^train.jit_compile: 'on' cannot run on several"):
-        choose(switches(**AUTO | {"jit_compile": "on"}), 2, 1, cpu_avx512=False)
-    with pytest.raises(ParamsError, match="^train.mixed_precision: 'on' needs a GPU"):
-        choose(switches(**AUTO | {"mixed_precision": "on"}), 0, 1, cpu_avx512=False)
+        choose(switches(**AUTO | {"jit_compile": "on"}), 2, 1)
 
 
 XEON = "processor\t: 0\nmodel name\t: Intel(R) Xeon(R)\nflags\t\t: fpu sse2 avx2 avx512f avx512bw\n"
 EPYC = "processor\t: 0\nmodel name\t: AMD EPYC\nflags\t\t: fpu sse2 avx2 fma\n"
+ZEN5 = XEON.replace("avx512bw", "avx512bw avx512_bf16 avx512_vnni")
 
 
 @pytest.mark.parametrize("cpuinfo, environ, expected", [
-    (XEON, {}, True),
-    (EPYC, {}, False),
-    (EPYC.replace("fma", "avx512_vnni"), {}, False),  # another AVX-512 flag, not the base one
-    (XEON.replace("flags", "bugs"), {}, False),        # the word outside the flags line
-    (XEON, {"TF_ENABLE_ONEDNN_OPTS": "0"}, False),      # oneDNN off: XLA is the faster step
-    (XEON, {"TF_ENABLE_ONEDNN_OPTS": "1"}, True),
-    (None, {}, False),                                 # no /proc/cpuinfo (macOS, Windows)
+    (XEON, {}, AVX512),
+    (EPYC, {}, OneDNN()),
+    (EPYC.replace("fma", "avx512_vnni"), {}, OneDNN()),  # another AVX-512 flag, not the base one
+    (XEON.replace("flags", "bugs"), {}, OneDNN()),        # the word outside the flags line
+    (ZEN5, {}, BF16),
+    (XEON.replace("avx512bw", "avx512bw amx_bf16 amx_tile"), {}, BF16),
+    (XEON.replace("avx512bw", "avx512bw amx_tile"), {}, AVX512),  # AMX without its bfloat16
+    (ZEN5, {"TF_ENABLE_ONEDNN_OPTS": "0"}, OneDNN()),     # oneDNN off: none of its kernels
+    (ZEN5, {"TF_ENABLE_ONEDNN_OPTS": "1"}, BF16),
+    (None, {}, OneDNN()),                                 # no /proc/cpuinfo (macOS, Windows)
 ])
-def test_onednn_avx512_reads_the_cpu_flags(tmp_path, cpuinfo, environ, expected):
+def test_onednn_cpu_reads_the_cpu_flags(tmp_path, cpuinfo, environ, expected):
     path = tmp_path / "cpuinfo"
     if cpuinfo is not None:
         path.write_text(cpuinfo)
-    assert onednn_avx512(path, environ) is expected
+    assert onednn_cpu(path, environ) == expected
+
+
+@pytest.mark.parametrize("recipe", ["chollet", "compact"])
+def test_a_bfloat16_run_trains_saves_and_samples_from_a_float32_average(tmp_path, recipe):
+    # The engine of train.mixed_precision: on on one CPU, built as resolve_engine builds it.
+    import keras
+    import tensorflow as tf
+
+    from dcgan import train_outputs, training
+    from dcgan.engine import Engine
+    from dcgan.sampling import draw_samples, load_generator
+
+    params = tiny_params(recipe, train__iterations=3)
+    model = parse_section("model", params["model"])
+    train = parse_section("train", params["train"])
+    images = np.random.default_rng(0).integers(0, 256, (32, 32, 32, 3), dtype=np.uint8)
+    result = training.fit(images, model, train, tmp_path / "checkpoints", "d",
+                          engine=Engine(tf.distribute.get_strategy(), False, "mixed_bfloat16"))
+    gan = result.gan
+    assert len(result.log_rows) == 3 and np.isfinite(
+        [[row["d_loss"], row["g_loss"]] for row in result.log_rows]).all()
+    assert gan.generator.layers[1].dtype_policy.compute_dtype == "bfloat16"
+    assert gan.discriminator.layers[1].dtype_policy.compute_dtype == "bfloat16"
+    # bfloat16 has float32's range, so nothing scales the loss.
+    assert not isinstance(gan.d_optimizer, keras.optimizers.LossScaleOptimizer)
+    # The average, where the recipe keeps one (not the book's), samples in float32.
+    sampler_policies = {layer.dtype_policy.name for layer in gan.sampler.layers}
+    assert sampler_policies == ({"float32"} if train.ema else {"mixed_bfloat16", "float32"})
+    train_outputs.save_outputs(result, tmp_path / "models")
+    recipe_json = train_outputs.read_recipe(tmp_path / "models")
+    assert recipe_json["engine"]["precision"] == "mixed_bfloat16"
+    generator = load_generator(tmp_path / "models" / "generator.keras")
+    samples, _ = draw_samples(generator, 5, 0, 5, train.pixel_range)
+    assert samples.shape == (5, 32, 32, 3) and samples.max() > samples.min()
 
 
 # Each engine that auto picks on some machine is built as that machine would build it (float16

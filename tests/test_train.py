@@ -420,7 +420,6 @@ def run_stage(tmp_path, params, *extra):
     ({"model__architecture": "big"},
      "error: model.architecture: expected one of 'compact', 'resnet', 'chollet'"),
     ({"train__g_learning_rate": -1}, "error: train.g_learning_rate: expected a number > 0.0"),
-    ({"train__mixed_precision": "on"}, "error: train.mixed_precision: 'on' needs a GPU"),
     ({"model__architecture": "compact", "model__minibatch_std_group": 3},
      "error: model.minibatch_std_group: 3 does not divide the 8 images each device's"),
     ({"model__architecture": "compact", "model__minibatch_std_group": 4, "train__late_share": 0.5,
