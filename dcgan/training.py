@@ -160,8 +160,9 @@ def fingerprint_of(model_params: ModelParams, train_params: TrainParams,
     """What a checkpoint must match to be resumed: everything that changes the computation.
 
     How often a run logs, snapshots and checkpoints changes nothing it computes, so a run
-    resumes across changes of those. The resolved precision counts, since float16 changes
-    the arithmetic and adds variables; the number of devices and XLA do not.
+    resumes across changes of those. The resolved precision counts, since float16 and
+    bfloat16 change the arithmetic and float16 adds variables; the number of devices and XLA
+    do not.
     """
     train_values = dataclasses.asdict(train_params)
     for key in CADENCE_KEYS:
