@@ -34,7 +34,8 @@ class Engine:
         return self.strategy.num_replicas_in_sync
 
     def describe(self) -> dict:
-        """What changes the variables a run keeps or the arithmetic it does, for fingerprints."""
+        """What changes the variables a run keeps or the arithmetic it does: the engine entry
+        of the train stage's recipe.json."""
         return {"devices": self.replicas, "jit_compile": self.jit_compile,
                 "precision": self.precision}
 

@@ -40,8 +40,7 @@ def save_outputs(result, out_dir: str | os.PathLike) -> None:
         write_json(tmp / RECIPE, {
             "model": dataclasses.asdict(gan.model_params),
             "train": dataclasses.asdict(gan.train_params),
-            "engine": {"devices": gan.engine.replicas, "jit_compile": gan.engine.jit_compile,
-                       "precision": gan.engine.precision},
+            "engine": gan.engine.describe(),
             "generator": "exponential moving average" if gan.ema_generator else "trained",
             "seconds": round(result.seconds, 1),
             "images_per_second": round(gan.train_params.images_seen(steps) / result.seconds, 1),
