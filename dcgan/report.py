@@ -57,8 +57,9 @@ def markdown(recipe: dict, metrics: dict, report_dir: str | Path) -> str:
              "| param | value |", "| --- | --- |"]
     for section, key in RECIPE_KEYS:
         lines.append(f"| {section}.{key} | {format_number(recipe[section][key])} |")
+    engine = recipe["engine"]
     lines += [f"| training time | {format_number(metrics['train_seconds'])} s on "
-              f"{recipe['engine']['devices']} device(s) |",
+              f"{engine['devices']} device(s), in {engine['precision']} |",
               f"| samples scored | {metrics['num_samples']} |", "",
               "## Metrics", "",
               "Each metric is shown beside its floor: what real data scores when the training "

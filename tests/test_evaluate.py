@@ -37,7 +37,8 @@ def workspace(tmp_path):
                        np.concatenate(list(images(3, step)), axis=1), scale=1)
     params = tiny_params()
     recipe = {"model": params["model"], "train": params["train"],
-              "engine": {"devices": 1}, "seconds": 1.5}
+              "engine": {"devices": 1, "jit_compile": False, "precision": "mixed_bfloat16"},
+              "seconds": 1.5}
     (models / "recipe.json").write_text(json.dumps(recipe))
     write_params(tmp_path / "params.yaml", params)
     return tmp_path
@@ -89,6 +90,8 @@ def test_stage_writes_every_report_with_floors(workspace):
     # The regularisers and the augmentation chance are part of what was run.
     for key in ("r1_gamma", "r1_every", "lecam_weight", "augment_probability"):
         assert f"| train.{key} | {format_number(recipe['train'][key])} |" in report
+    # So is the precision the engine trained in, which changes the run.
+    assert "s on 1 device(s), in mixed_bfloat16 |" in report
     # samples.png holds a 4x4 grid of 32-pixel images, enlarged twice.
     from PIL import Image
     assert Image.open(reports / "samples.png").size == (2 * (4 * 34 + 2),) * 2
