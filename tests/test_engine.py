@@ -1,11 +1,17 @@
 """The GPU path on the CPU: every engine `auto` can choose trains, saves and reloads."""
 
+import logging
+
+import keras
 import numpy as np
 import pytest
+import tensorflow as tf
 
-from dcgan.engine import OneDNN, choose, onednn_cpu
+from dcgan import engine, train_outputs, training
+from dcgan.engine import Engine, OneDNN, choose, onednn_cpu
 from dcgan.errors import ParamsError
 from dcgan.params import parse_section
+from dcgan.sampling import draw_samples, load_generator
 from tiny import tiny_params
 from two_devices import run_on_two_devices
 
@@ -63,10 +69,6 @@ def test_explicit_switches_win(switch, gpus, cpu, expected):
 
 @pytest.mark.parametrize("switch, hinted", [("auto", True), ("off", True), ("on", False)])
 def test_a_cpu_that_computes_bfloat16_is_named_in_the_log(monkeypatch, caplog, switch, hinted):
-    import logging
-
-    from dcgan import engine
-
     monkeypatch.setattr(engine, "onednn_cpu", lambda: BF16)
     train = switches(**AUTO | {"mixed_precision": switch, "distribute": "off"},
                      deterministic=False)
@@ -107,13 +109,6 @@ def test_onednn_cpu_reads_the_cpu_flags(tmp_path, cpuinfo, environ, expected):
 @pytest.mark.parametrize("recipe", ["chollet", "compact"])
 def test_a_bfloat16_run_trains_saves_and_samples_from_a_float32_average(tmp_path, recipe):
     # The engine of train.mixed_precision: on on one CPU, built as resolve_engine builds it.
-    import keras
-    import tensorflow as tf
-
-    from dcgan import train_outputs, training
-    from dcgan.engine import Engine
-    from dcgan.sampling import draw_samples, load_generator
-
     params = tiny_params(recipe, train__iterations=3)
     model = parse_section("model", params["model"])
     train = parse_section("train", params["train"])
