@@ -25,7 +25,9 @@ def spec(*, choices=None, low=None, high=None, low_open=False, high_open=False,
     """Declares a params key: its allowed values, and whether it belongs to a recipe.
 
     Recipe keys are those a file under recipes/ sets (see dcgan.recipes); the others say how
-    a run is carried out (seeds, logging, devices) and stay as params.yaml has them.
+    a run is carried out (seeds, logging, devices, XLA) and stay as params.yaml has them.
+    Precision is a recipe key: bfloat16 or float16 arithmetic changes what a recipe trains,
+    where XLA only orders the same float32 arithmetic differently.
     """
     return field(metadata=dict(choices=choices, low=low, high=high, low_open=low_open,
                                high_open=high_open, pattern=pattern, recipe=recipe, doc=doc))
@@ -197,7 +199,7 @@ class TrainParams:
     checkpoint_every: int = spec(low=1)
     deterministic: bool = spec()
     jit_compile: str = spec(choices=SWITCH)
-    mixed_precision: str = spec(choices=SWITCH)
+    mixed_precision: str = spec(choices=SWITCH, recipe=True)
     distribute: str = spec(choices=("auto", "off"))
 
     @property
