@@ -44,6 +44,7 @@ def test_chollet_recipe_is_the_books():
     assert (train.learning_rate_decay, train.label_noise, train.loss) == (1e-8, 0.05, "book")
     assert (train.shuffle, train.mirror, train.pixel_range, train.ema, train.augment) == (
         False, False, "unit", 0.0, ())
+    assert train.mixed_precision == "off"  # float32 on any machine, as the book ran
 
 
 def test_recipe_becomes_one_dvc_override_per_key():
