@@ -48,16 +48,20 @@ class OneDNN:
     than XLA's: 22 to 35 % shorter on the two AVX-512 CPUs timed, where on the two AVX2-only
     ones it is 22 to 35 % longer (docs/recipe-search.md, round 28).
 
-    bfloat16: instructions that compute bfloat16 (AVX512_BF16, AMX). There oneDNN's step under
-    Keras's mixed_bfloat16 policy is shorter than in float32: by a quarter to 29 % for the
-    default recipe and 42 to 44 % for the book's on a Zen 5 EPYC (AVX512_BF16), by 2 % for the
-    default on a Xeon with AMX; the default's samples score a little worse at SWD 32
-    (docs/recipe-search.md, rounds 33 and 46), so it is asked for (train.mixed_precision: on),
-    not chosen.
+    bfloat16: instructions that compute bfloat16 (AVX512_BF16, or AMX's). With them oneDNN's
+    step under Keras's mixed_bfloat16 policy is shorter than in float32: by 28 to 29 % for the
+    default recipe and 44 to 45 % for the book's on a Zen 4 and a Zen 5 EPYC (AVX512_BF16;
+    docs/recipe-search.md, rounds 46 and 47). Without them bfloat16 is emulated: with oneDNN
+    held to AVX-512 without them (ONEDNN_MAX_CPU_ISA=AVX512_CORE_VNNI) the default's step on
+    the Zen 4 took 2.2 times as long as in float32 (round 47).
+
+    amx: AMX's bfloat16 tiles. On the one such CPU timed, a Xeon, the default's step was 2 %
+    shorter in bfloat16 than in float32 (round 33): too little to train another run for.
     """
 
     avx512: bool = False
     bfloat16: bool = False
+    amx: bool = False
 
 
 def onednn_cpu(cpuinfo: str | os.PathLike = "/proc/cpuinfo",
@@ -75,7 +79,8 @@ def onednn_cpu(cpuinfo: str | os.PathLike = "/proc/cpuinfo",
     line = re.search(r"^flags\s*:(.*)$", text, re.MULTILINE)
     flags = set(line.group(1).split()) if line else set()
     return OneDNN(avx512="avx512f" in flags,
-                  bfloat16=bool(flags & {"avx512_bf16", "amx_bf16"}))
+                  bfloat16=bool(flags & {"avx512_bf16", "amx_bf16"}),
+                  amx="amx_bf16" in flags)
 
 
 def choose(train_params: TrainParams, gpus: int, cpus: int,
@@ -86,8 +91,9 @@ def choose(train_params: TrainParams, gpus: int, cpus: int,
     devices one of "one", "gpus", "cpus".
 
     auto means: XLA on one device, unless that device is a CPU where oneDNN has AVX-512 (`cpu`,
-    see OneDNN) and the run is not train.deterministic; float16 on GPUs, float32 on CPUs;
-    every GPU (or, when a caller split the host on purpose, every logical CPU) under
+    see OneDNN) and the run is not train.deterministic; float16 on GPUs, bfloat16 on one CPU
+    that computes it in AVX-512 (AVX512_BF16 without AMX) where XLA is off, float32 on other
+    CPUs; every GPU (or, when a caller split the host on purpose, every logical CPU) under
     MirroredStrategy. Mixed precision on means float16 on GPUs and bfloat16 on CPUs. A
     deterministic run compiles its step because TensorFlow's own CPU kernels, oneDNN's and
     Eigen's alike, gave batch-64 steps that did not repeat on a Zen 5 EPYC even under op
@@ -115,8 +121,11 @@ def choose(train_params: TrainParams, gpus: int, cpus: int,
     precision = "float32"
     if train_params.mixed_precision == "on":
         precision = "mixed_float16" if gpus else "mixed_bfloat16"
-    elif train_params.mixed_precision == "auto" and gpus:
-        precision = "mixed_float16"
+    elif train_params.mixed_precision == "auto":
+        if gpus:
+            precision = "mixed_float16"
+        elif devices == "one" and not jit and cpu.bfloat16 and not cpu.amx:
+            precision = "mixed_bfloat16"
     return jit, precision, devices
 
 
@@ -138,10 +147,18 @@ def resolve_engine(train_params: TrainParams) -> Engine:
         else:
             logger.info("train.jit_compile auto: XLA off, since this CPU has AVX-512, where "
                         "TensorFlow's oneDNN kernels make the step faster than XLA's")
-    if cpu.bfloat16 and devices == "one" and not jit and precision == "float32":
-        logger.info("this CPU computes bfloat16: train.mixed_precision: on would make the step "
-                    "shorter (by a quarter to 44 % on a Zen 5 EPYC) and train another run of "
-                    "the recipe; see the README's GPUs and several devices")
+    if train_params.mixed_precision == "auto" and not gpus and cpu.bfloat16:
+        if precision == "mixed_bfloat16":
+            logger.info("train.mixed_precision auto: bfloat16, since this CPU computes it in "
+                        "AVX-512 (AVX512_BF16), where the step is about 28 % shorter than in "
+                        "float32; 'off' trains in float32")
+        elif cpu.amx and devices == "one" and not jit:
+            logger.info("train.mixed_precision auto: float32, since on the Xeon with AMX timed "
+                        "bfloat16 made the step only 2 % shorter; 'on' trains in bfloat16")
+    if train_params.mixed_precision == "on" and not gpus and not cpu.bfloat16:
+        logger.warning("train.mixed_precision on: this CPU does not compute bfloat16 (no "
+                       "AVX512_BF16 or AMX in its flags) but emulates it, and the step can "
+                       "take twice as long as in float32; 'off' trains in float32")
     if devices == "gpus":
         strategy = tf.distribute.MirroredStrategy([d.name for d in gpus])
     elif devices == "cpus":

@@ -26,14 +26,16 @@ AUTO = dict(jit_compile="auto", mixed_precision="auto", distribute="auto")
 
 AVX512 = OneDNN(avx512=True)
 BF16 = OneDNN(avx512=True, bfloat16=True)
+AMX = OneDNN(avx512=True, bfloat16=True, amx=True)
 
 
 @pytest.mark.parametrize("gpus, cpus, cpu, expected", [
     (0, 1, OneDNN(), (True, "float32", "one")),           # a CPU: XLA on one device
     (0, 1, AVX512, (False, "float32", "one")),            # AVX-512: oneDNN's step, no XLA
-    (0, 1, BF16, (False, "float32", "one")),              # float32 where bfloat16 would run
+    (0, 1, BF16, (False, "mixed_bfloat16", "one")),       # AVX512_BF16: bfloat16
+    (0, 1, AMX, (False, "float32", "one")),               # AMX, where it saved 2 %: float32
     (0, 2, OneDNN(), (False, "float32", "cpus")),         # a CPU split on purpose: no XLA
-    (0, 2, BF16, (False, "float32", "cpus")),
+    (0, 2, BF16, (False, "float32", "cpus")),             # bfloat16 on one device only
     (1, 1, OneDNN(), (True, "mixed_float16", "one")),     # one GPU: XLA and float16
     (1, 1, BF16, (True, "mixed_float16", "one")),         # one GPU on such a host: the same
     (2, 1, OneDNN(), (False, "mixed_float16", "gpus")),   # several GPUs: float16, no XLA
@@ -44,7 +46,7 @@ def test_what_auto_chooses(gpus, cpus, cpu, expected):
 
 @pytest.mark.parametrize("gpus, cpus, cpu, expected", [
     (0, 1, AVX512, (True, "float32", "one")),   # XLA, whose step repeats where oneDNN's does not
-    (0, 1, BF16, (True, "float32", "one")),
+    (0, 1, BF16, (True, "float32", "one")),     # XLA: bfloat16's speed was timed without it
     (0, 1, OneDNN(), (True, "float32", "one")),
     (0, 2, AVX512, (False, "float32", "cpus")),  # several devices: XLA cannot run there
     (1, 1, AVX512, (True, "mixed_float16", "one")),
@@ -58,6 +60,8 @@ def test_a_deterministic_run_compiles_its_step_where_it_can(gpus, cpus, cpu, exp
     ({"jit_compile": "off"}, 1, OneDNN(), (False, "mixed_float16", "one")),
     ({"jit_compile": "on"}, 0, AVX512, (True, "float32", "one")),
     ({"jit_compile": "on"}, 0, BF16, (True, "float32", "one")),
+    ({"jit_compile": "off"}, 0, OneDNN(), (False, "float32", "one")),
+    ({"mixed_precision": "off"}, 0, BF16, (False, "float32", "one")),
     ({"mixed_precision": "on"}, 0, BF16, (False, "mixed_bfloat16", "one")),  # a CPU's kind
     ({"mixed_precision": "on"}, 0, OneDNN(), (True, "mixed_bfloat16", "one")),
     ({"mixed_precision": "on"}, 1, BF16, (True, "mixed_float16", "one")),      # a GPU's
@@ -67,14 +71,26 @@ def test_explicit_switches_win(switch, gpus, cpu, expected):
     assert choose(switches(**AUTO | switch, deterministic=False), gpus, 1, cpu=cpu) == expected
 
 
-@pytest.mark.parametrize("switch, hinted", [("auto", True), ("off", True), ("on", False)])
-def test_a_cpu_that_computes_bfloat16_is_named_in_the_log(monkeypatch, caplog, switch, hinted):
-    monkeypatch.setattr(engine, "onednn_cpu", lambda: BF16)
+@pytest.mark.parametrize("cpu, switch, logged", [
+    (BF16, "auto", "train.mixed_precision auto: bfloat16, since this CPU computes it"),
+    (AMX, "auto", "train.mixed_precision auto: float32, since on the Xeon with AMX"),
+    (AVX512, "on", "train.mixed_precision on: this CPU does not compute bfloat16"),
+    (BF16, "on", None),
+    (BF16, "off", None),
+    (AVX512, "auto", None),
+])
+def test_what_precision_a_cpu_gets_and_why_is_in_the_log(monkeypatch, caplog, cpu, switch,
+                                                         logged):
+    monkeypatch.setattr(engine, "onednn_cpu", lambda: cpu)
     train = switches(**AUTO | {"mixed_precision": switch, "distribute": "off"},
                      deterministic=False)
     with caplog.at_level(logging.INFO, logger="dcgan.engine"):
         engine.resolve_engine(train)
-    assert ("train.mixed_precision: on would make the step shorter" in caplog.text) is hinted
+    lines = [r.getMessage() for r in caplog.records if "mixed_precision" in r.getMessage()]
+    if logged is None:
+        assert lines == []
+    else:
+        assert len(lines) == 1 and lines[0].startswith(logged)
 
 
 def test_xla_asked_for_on_several_devices_is_refused():
@@ -93,7 +109,7 @@ ZEN5 = XEON.replace("avx512bw", "avx512bw avx512_bf16 avx512_vnni")
     (EPYC.replace("fma", "avx512_vnni"), {}, OneDNN()),  # another AVX-512 flag, not the base one
     (XEON.replace("flags", "bugs"), {}, OneDNN()),        # the word outside the flags line
     (ZEN5, {}, BF16),
-    (XEON.replace("avx512bw", "avx512bw amx_bf16 amx_tile"), {}, BF16),
+    (XEON.replace("avx512bw", "avx512bw amx_bf16 amx_tile"), {}, AMX),
     (XEON.replace("avx512bw", "avx512bw amx_tile"), {}, AVX512),  # AMX without its bfloat16
     (ZEN5, {"TF_ENABLE_ONEDNN_OPTS": "0"}, OneDNN()),     # oneDNN off: none of its kernels
     (ZEN5, {"TF_ENABLE_ONEDNN_OPTS": "1"}, BF16),
@@ -108,7 +124,8 @@ def test_onednn_cpu_reads_the_cpu_flags(tmp_path, cpuinfo, environ, expected):
 
 @pytest.mark.parametrize("recipe", ["chollet", "compact"])
 def test_a_bfloat16_run_trains_saves_and_samples_from_a_float32_average(tmp_path, recipe):
-    # The engine of train.mixed_precision: on on one CPU, built as resolve_engine builds it.
+    # The engine of one CPU under train.mixed_precision: on, or auto where the CPU computes
+    # bfloat16 in AVX-512, built as resolve_engine builds it.
     params = tiny_params(recipe, train__iterations=3)
     model = parse_section("model", params["model"])
     train = parse_section("train", params["train"])
@@ -138,7 +155,8 @@ def test_a_bfloat16_run_trains_saves_and_samples_from_a_float32_average(tmp_path
 # saves its outputs, reloads the generator and samples. The engine of one CPU with AVX-512 (no
 # XLA, float32) is the one every other training test here runs, and that of a CPU split in two
 # (float32 on two devices) the one tests/test_distribute.py trains, so both are left out; the
-# compiled float32 step of a CPU without AVX-512 runs in tests/test_regularisers.py.
+# compiled float32 step of a CPU without AVX-512 runs in tests/test_regularisers.py, and the
+# bfloat16 step of a CPU with AVX512_BF16 in the test above.
 CODE = """
 from tiny import tiny_params
 from dcgan import train_outputs, training
