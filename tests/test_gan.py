@@ -41,7 +41,10 @@ def test_the_discriminator_learns_to_tell_reals_from_fakes(name):
     for _ in range(40):
         batch = next(data)
         metrics = gan.discriminator_step(batch)
-    fakes = gan.generator(batch["z_d"], training=False)
+    # The fakes the step draws: the generator in training mode, on its batch's statistics. In
+    # inference mode an untrained generator's batch norms use their initial statistics and
+    # paint images the discriminator never saw.
+    fakes = gan.generator(batch["z_d"], training=True)
     # Judged directly, not through the step's own bookkeeping: reals on the real side and
     # fakes on the fake side, so a step that swapped them would fail here.
     assert real_side(gan, gan.discriminator(batch["real"], training=False)).mean() >= 0.9
