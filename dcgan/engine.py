@@ -156,9 +156,10 @@ def resolve_engine(train_params: TrainParams) -> Engine:
             logger.info("train.mixed_precision auto: float32, since on the Xeon with AMX timed "
                         "bfloat16 made the step only 2 % shorter; 'on' trains in bfloat16")
     if train_params.mixed_precision == "on" and not gpus and not cpu.bfloat16:
-        logger.warning("train.mixed_precision on: this CPU does not compute bfloat16 (no "
-                       "AVX512_BF16 or AMX in its flags) but emulates it, and the step can "
-                       "take twice as long as in float32; 'off' trains in float32")
+        logger.warning("train.mixed_precision on: this CPU does not compute bfloat16 in "
+                       "oneDNN (no AVX512_BF16 or AMX in its flags, or oneDNN off) but "
+                       "emulates it, and the step can take twice as long as in float32; "
+                       "'off' trains in float32")
     if devices == "gpus":
         strategy = tf.distribute.MirroredStrategy([d.name for d in gpus])
     elif devices == "cpus":
