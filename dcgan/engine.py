@@ -4,12 +4,11 @@ from __future__ import annotations
 
 import logging
 import os
-import re
 from dataclasses import dataclass
-from pathlib import Path
 
 import tensorflow as tf
 
+from dcgan.cpu import read_cpuinfo
 from dcgan.errors import ParamsError
 from dcgan.params import TrainParams
 
@@ -72,12 +71,7 @@ def onednn_cpu(cpuinfo: str | os.PathLike = "/proc/cpuinfo",
     environ = os.environ if environ is None else environ
     if environ.get("TF_ENABLE_ONEDNN_OPTS", "").strip().lower() in ("0", "false", "off"):
         return OneDNN()
-    try:
-        text = Path(cpuinfo).read_text()
-    except OSError:
-        return OneDNN()
-    line = re.search(r"^flags\s*:(.*)$", text, re.MULTILINE)
-    flags = set(line.group(1).split()) if line else set()
+    flags = read_cpuinfo(cpuinfo).flags
     return OneDNN(avx512="avx512f" in flags,
                   bfloat16=bool(flags & {"avx512_bf16", "amx_bf16"}),
                   amx="amx_bf16" in flags)
