@@ -7,6 +7,7 @@ import sys
 from pathlib import Path
 
 from dcgan.cli import quiet_tensorflow, run
+from dcgan.cpu import sort_without_avx512
 
 
 def main(argv=None) -> None:
@@ -38,4 +39,5 @@ def main(argv=None) -> None:
 
 if __name__ == "__main__":
     quiet_tensorflow()
+    sort_without_avx512()  # SWD sorts projections; before NumPy is imported
     sys.exit(run(main))
