@@ -54,8 +54,9 @@ def slow_avx512_sort(cpu: CpuInfo) -> bool:
 
 def numpy_avx512_name(numpy_version: str) -> str | None:
     """The name NPY_DISABLE_CPU_FEATURES takes for NumPy's AVX-512 kernels, the sort's among
-    them: X86_V4 from NumPy 2.4, AVX512F from 2.0; None before 2.0, which sorts in AVX2 no
-    faster than in scalar code. A name NumPy does not dispatch is an ImportWarning."""
+    them: X86_V4 from NumPy 2.4, AVX512F from 2.0; None before 2.0, which has no AVX2 sort to
+    fall back on (with AVX-512 off, 1.26 sorts in scalar code, twice as slow). A name NumPy
+    does not dispatch is an ImportWarning."""
     found = re.match(r"(\d+)\.(\d+)", numpy_version)
     if not found:
         return None
@@ -69,7 +70,9 @@ def sort_without_avx512(environ: dict | None = None, cpu: CpuInfo | None = None,
                         numpy_version: str | None = None) -> str | None:
     """Has NumPy sort in AVX2 where its AVX-512 sort is the slower (slow_avx512_sort), through
     NPY_DISABLE_CPU_FEATURES, unless `environ` already sets it. NumPy reads it once, when it is
-    first imported, so this must run before that. Sorts give the same result either way.
+    first imported, so this must run before that. Sorts give the same result either way; the
+    switch turns NumPy's other AVX-512 kernels off too, and the evaluate stage still took half
+    the time.
 
     Returns the value set, or None where nothing was set.
     """
