@@ -77,6 +77,12 @@ def onednn_cpu(cpuinfo: str | os.PathLike = "/proc/cpuinfo",
                   amx="amx_bf16" in flags)
 
 
+def _cpu_bfloat16_timed(devices: str, jit: bool) -> bool:
+    """Whether bfloat16 was timed against float32 for a CPU's step run this way: on one device
+    with XLA off (docs/recipe-search.md, rounds 33, 46 and 47). `auto` weighs it only there."""
+    return devices == "one" and not jit
+
+
 def choose(train_params: TrainParams, gpus: int, cpus: int,
            *, cpu: OneDNN = OneDNN()) -> tuple[bool, str, str]:
     """Resolves the switches for a machine with `gpus` GPUs and `cpus` logical CPUs.
@@ -118,7 +124,7 @@ def choose(train_params: TrainParams, gpus: int, cpus: int,
     elif train_params.mixed_precision == "auto":
         if gpus:
             precision = "mixed_float16"
-        elif devices == "one" and not jit and cpu.bfloat16 and not cpu.amx:
+        elif _cpu_bfloat16_timed(devices, jit) and cpu.bfloat16 and not cpu.amx:
             precision = "mixed_bfloat16"
     return jit, precision, devices
 
@@ -146,7 +152,7 @@ def resolve_engine(train_params: TrainParams) -> Engine:
             logger.info("train.mixed_precision auto: bfloat16, since this CPU computes it in "
                         "AVX-512 (AVX512_BF16), where the step is about 28 % shorter than in "
                         "float32; 'off' trains in float32")
-        elif cpu.amx and devices == "one" and not jit:
+        elif cpu.amx and _cpu_bfloat16_timed(devices, jit):
             logger.info("train.mixed_precision auto: float32, since on the Xeon with AMX timed "
                         "bfloat16 made the step only 2 % shorter; 'on' trains in bfloat16")
     if train_params.mixed_precision == "on" and not gpus and not cpu.bfloat16:
