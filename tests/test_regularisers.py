@@ -16,7 +16,7 @@ from dcgan.engine import resolve_engine
 from dcgan.gan import GAN
 from dcgan.models import build_generator
 from dcgan.params import parse_section
-from tiny import tiny_params
+from tiny import random_images, tiny_params
 
 
 def build(architecture="compact", model_overrides=None, **train_overrides):
@@ -29,10 +29,6 @@ def build(architecture="compact", model_overrides=None, **train_overrides):
                          **{f"train__{k}": v for k, v in train_overrides.items()})
     model, train = parse_section("model", params["model"]), parse_section("train", params["train"])
     return GAN(model, train, resolve_engine(train)), model, train
-
-
-def random_images(count=64):
-    return np.random.default_rng(0).integers(0, 256, (count, 32, 32, 3), dtype=np.uint8)
 
 
 def white_images(count=64):

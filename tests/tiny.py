@@ -1,11 +1,15 @@
-"""Tiny params for fast runs: a recipe from recipes/ shrunk to a 4-filter network and 6 steps."""
+"""Tiny params and data for fast runs: a recipe from recipes/ shrunk to a 4-filter network and
+6 steps, and random images to train it on."""
 
 from __future__ import annotations
 
 import copy
 from pathlib import Path
 
+import numpy as np
 import yaml
+
+from dcgan.params import parse_section
 
 RECIPES = Path(__file__).resolve().parents[1] / "recipes"
 
@@ -46,3 +50,14 @@ def tiny_params(recipe: str = "chollet", **overrides) -> dict:
 def write_params(path: Path, params: dict) -> Path:
     path.write_text(yaml.safe_dump(params, sort_keys=False))
     return path
+
+
+def recipe(name: str = "chollet", **overrides):
+    """The model and train sections of tiny_params(name, **overrides), parsed."""
+    params = tiny_params(name, **overrides)
+    return parse_section("model", params["model"]), parse_section("train", params["train"])
+
+
+def random_images(count: int = 64, seed: int = 0) -> np.ndarray:
+    """`count` 32x32 RGB images of uniform random bytes."""
+    return np.random.default_rng(seed).integers(0, 256, (count, 32, 32, 3), dtype=np.uint8)
