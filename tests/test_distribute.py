@@ -4,25 +4,22 @@ import pytest
 
 from two_devices import run_on_two_devices
 
-# Every discriminator regulariser at once, the average's standing statistics, the minibatch
+# Every discriminator regulariser at once, ADA, the average's standing statistics, the minibatch
 # spread and the generator's noise inputs: the regularisers divide by the global batch, LeCam's
-# anchors average over both devices, the spread's groups must stay within each device's share
-# of the batch, and the noise inputs' slices and scales must work inside each replica.
+# anchors average over both devices, ADA sums the signs of the outputs on reals over both
+# devices, the spread's groups must stay within each device's share of the batch, and the noise
+# inputs' slices and scales must work inside each replica. Six steps end mid-way through ADA's
+# second interval, with the chance moved once and two steps' signs counted.
 LEVERS = {"train__r1_gamma": 10.0, "train__r1_every": 1, "train__lecam_weight": 10.0,
           "train__consistency_weight": 10.0, "train__ema_bn_batches": 2,
-          "model__minibatch_std_group": 2, "model__noise_inputs": True}
+          "model__minibatch_std_group": 2, "model__noise_inputs": True,
+          "train__augment_probability": 0.5, "train__augment_target": 0.6,
+          "train__augment_ramp": 128, "train__iterations": 6}
 # The compact recipe as it is, but for a lazy R1 strong enough to show and growing over the run:
 # both compiled steps, a weight that each replica reads from the step counter, and the
 # penalty's two parts weighed apart on each replica's gradients.
 LAZY_R1 = {"train__r1_gamma": 10.0, "train__r1_every": 2, "train__r1_gamma_growth": 3.0,
            "train__r1_coarse_weight": 0.5, "train__r1_fine_weight": 2.0}
-# ADA sums the signs of the outputs on reals over both devices: six steps end mid-way through
-# its second interval, with the chance moved once and two steps' signs counted.
-ADA = {"train__augment_probability": 0.5, "train__augment_target": 0.6,
-       "train__augment_ramp": 128, "train__iterations": 6}
-# The batch grows from 8 to 16 for the last two of four steps: each replica's share grows, and
-# the losses, accuracies and LeCam's anchors divide by the larger global batch.
-LATE_BATCH = {"train__late_share": 0.5, "train__late_batch_size": 16, "train__lecam_weight": 10.0}
 # The local head's scores judged one by one, with the regularisers that read them: each
 # replica's patch losses divide by the global batch as the head's do. And a clipped output,
 # a self-modulated generator, and top-k, whose fakes are ranked over both devices' shares.
@@ -30,9 +27,10 @@ PATCHES = {"model__d_local_head": True, "model__d_local_loss": "patches",
            "model__g_output": "hard_tanh", "model__g_self_modulation": 4,
            "train__r1_gamma": 10.0, "train__r1_every": 1, "train__lecam_weight": 10.0,
            "train__consistency_weight": 10.0, "train__g_top_k": 0.5}
+# Every compact case ends on the recipe's late batch, four times the batch: each replica's share
+# grows, and the losses, accuracies and LeCam's anchors divide by the larger global batch.
 CASES = {"chollet": ("chollet", {}), "levers": ("compact", LEVERS),
-         "lazy-r1": ("compact", LAZY_R1), "ada": ("compact", ADA),
-         "late-batch": ("compact", LATE_BATCH), "patches": ("compact", PATCHES)}
+         "lazy-r1": ("compact", LAZY_R1), "patches": ("compact", PATCHES)}
 
 # Each tiny recipe trains on one device and on two; the losses must agree.
 CODE = """
