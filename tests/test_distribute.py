@@ -41,8 +41,8 @@ from dcgan.params import parse_section
 images = np.random.default_rng(0).integers(0, 256, (64, 32, 32, 3), dtype=np.uint8)
 results = {{}}
 for case, (recipe, overrides) in {cases!r}.items():
-    params = tiny_params(recipe, **{{"model__dropout": 0.0, "train__iterations": 4,
-                                     "train__deterministic": False, **overrides}})
+    params = tiny_params(recipe, late=True, **{{"model__dropout": 0.0, "train__iterations": 4,
+                                                "train__deterministic": False, **overrides}})
     model, train = parse_section("model", params["model"]), parse_section("train", params["train"])
     for devices, strategy in ((1, tf.distribute.get_strategy()), (2, mirrored)):
         result = training.fit(images, model, train, {folder!r} + f"/{{case}}-{{devices}}", "d",

@@ -125,8 +125,8 @@ def test_onednn_cpu_reads_the_cpu_flags(tmp_path, cpuinfo, environ, expected):
 @pytest.mark.parametrize("recipe", ["chollet", "compact"])
 def test_a_bfloat16_run_trains_saves_and_samples_from_a_float32_average(tmp_path, recipe):
     # The engine of one CPU under train.mixed_precision: on, or auto where the CPU computes
-    # bfloat16 in AVX-512, built as resolve_engine builds it.
-    params = tiny_params(recipe, train__iterations=3)
+    # bfloat16 in AVX-512, built as resolve_engine builds it, with the recipe's late batch.
+    params = tiny_params(recipe, late=True, train__iterations=3)
     model = parse_section("model", params["model"])
     train = parse_section("train", params["train"])
     images = np.random.default_rng(0).integers(0, 256, (32, 32, 32, 3), dtype=np.uint8)
@@ -152,7 +152,8 @@ def test_a_bfloat16_run_trains_saves_and_samples_from_a_float32_average(tmp_path
 
 # Each engine that auto picks on some machine is built as that machine would build it (float16
 # and XLA both run on a CPU; two logical CPUs stand in for two GPUs), then trains a few steps,
-# saves its outputs, reloads the generator and samples. The engine of one CPU with AVX-512 (no
+# saves its outputs, reloads the generator and samples, the recipe's late batch included (a
+# step of its own, compiled by XLA where XLA is on). The engine of one CPU with AVX-512 (no
 # XLA, float32) is the one every other training test here runs, and that of a CPU split in two
 # (float32 on two devices) the one tests/test_distribute.py trains, so both are left out; the
 # compiled float32 step of a CPU without AVX-512 runs in tests/test_regularisers.py, and the
@@ -167,7 +168,7 @@ images = np.random.default_rng(0).integers(0, 256, (32, 32, 32, 3), dtype=np.uin
 results = {{}}
 for recipe in ("chollet", "compact"):
     for name, jit, devices in (("one GPU", True, 1), ("several GPUs", False, 2)):
-        params = tiny_params(recipe, train__iterations=3, train__deterministic=False)
+        params = tiny_params(recipe, late=True, train__iterations=3, train__deterministic=False)
         model = parse_section("model", params["model"])
         train = parse_section("train", params["train"])
         strategy = mirrored if devices == 2 else tf.distribute.get_strategy()

@@ -28,19 +28,26 @@ TINY = {
 SHRINK = {"model": {"latent_dim": 8, "width": 4}, "train": {"iterations": 6, "batch_size": 8}}
 
 
-def tiny_params(recipe: str = "chollet", **overrides) -> dict:
+def tiny_params(recipe: str = "chollet", late: bool = False, **overrides) -> dict:
     """A whole params.yaml: `recipe` shrunk to tiny sizes, then overrides given as
-    section__key=value, e.g. train__iterations=3."""
+    section__key=value, e.g. train__iterations=3.
+
+    The recipe's late batch is kept, at the tiny batch's scale, only with `late`: each batch
+    size traces a training step of its own, which costs a few seconds a run, and most tests
+    are about something else. Overrides may set a late batch of their own either way.
+    """
     params = copy.deepcopy(TINY)
     values = yaml.safe_load((RECIPES / f"{recipe}.yaml").read_text())
     for section in ("model", "train"):
         params[section] = {**values[section], **SHRINK[section], **params[section]}
     if params["train"]["ema_bn_batches"] > 0:
         params["train"]["ema_bn_batches"] = 2  # a refresh of two batches, not the recipe's
-    if params["train"]["late_batch_size"] > 0:  # the recipe's late batch, at the tiny batch's scale
+    if late and params["train"]["late_batch_size"] > 0:
         params["train"]["late_batch_size"] = (values["train"]["late_batch_size"]
                                               * SHRINK["train"]["batch_size"]
                                               // values["train"]["batch_size"])
+    else:
+        params["train"].update(late_share=0.0, late_batch_size=0)
     for name, value in overrides.items():
         section, key = name.split("__")
         params[section][key] = value
