@@ -264,6 +264,11 @@ class TrainParams:
                               "train.augment_fade: set how often train.augment's policies "
                               "apply, so they need one; set train.augment or set them to 1, 0 "
                               "and 0")
+        if (self.augment_color != 1 or self.augment_saturation != 1) and (
+                "color" not in self.augment):
+            raise ParamsError("train.augment_color, train.augment_saturation: scale the color "
+                              "policy's changes, and train.augment has no 'color'; add it or "
+                              "set both to 1")
         if self.augment_fade > 0 and self.augment_target > 0:
             raise ParamsError("train.augment_fade: sets the chance by the step, where ADA "
                               "(train.augment_target) steers it; set one of them to 0")

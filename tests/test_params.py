@@ -197,6 +197,11 @@ def test_bad_value_is_rejected_with_the_key_named(section, key, value, words):
      r"are off"),
     ({"train__r1_fine_weight": 0.0, "train__r1_coarse_weight": 0.0, "train__r1_gamma": 0.02},
      r"train.r1_coarse_weight, train.r1_fine_weight: both 0 leave R1 and R2 nothing"),
+    ({"train__augment_color": 0.5},
+     r"train.augment_color, train.augment_saturation: scale the color policy's changes, and "
+     r"train.augment has no 'color'"),
+    ({"train__augment": ["translation", "cutout"], "train__augment_saturation": 0.0},
+     r"train.augment_color, train.augment_saturation: scale the color policy's changes"),
     ({"train__ema_bn_batches": 4}, r"train.ema_bn_batches: refreshes the moving average's "
                                    r"statistics, so it needs train.ema > 0"),
 ])
