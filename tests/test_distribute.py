@@ -34,16 +34,14 @@ CASES = {"chollet": ("chollet", {}), "levers": ("compact", LEVERS),
 
 # Each tiny recipe trains on one device and on two; the losses must agree.
 CODE = """
-from tiny import tiny_params
+from tiny import random_images, recipe
 from dcgan import training
 from dcgan.engine import Engine
-from dcgan.params import parse_section
-images = np.random.default_rng(0).integers(0, 256, (64, 32, 32, 3), dtype=np.uint8)
+images = random_images(64)
 results = {{}}
-for case, (recipe, overrides) in {cases!r}.items():
-    params = tiny_params(recipe, late=True, **{{"model__dropout": 0.0, "train__iterations": 4,
-                                                "train__deterministic": False, **overrides}})
-    model, train = parse_section("model", params["model"]), parse_section("train", params["train"])
+for case, (name, overrides) in {cases!r}.items():
+    model, train = recipe(name, late=True, **{{"model__dropout": 0.0, "train__iterations": 4,
+                                               "train__deterministic": False, **overrides}})
     for devices, strategy in ((1, tf.distribute.get_strategy()), (2, mirrored)):
         result = training.fit(images, model, train, {folder!r} + f"/{{case}}-{{devices}}", "d",
                               engine=Engine(strategy, jit_compile=False, precision="float32"))

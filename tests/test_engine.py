@@ -12,7 +12,7 @@ from dcgan.engine import Engine, OneDNN, choose, onednn_cpu
 from dcgan.errors import ParamsError
 from dcgan.params import parse_section
 from dcgan.sampling import draw_samples, load_generator
-from tiny import tiny_params
+from tiny import random_images, recipe, tiny_params
 from two_devices import run_on_two_devices
 
 
@@ -122,14 +122,12 @@ def test_onednn_cpu_reads_the_cpu_flags(tmp_path, cpuinfo, environ, expected):
     assert onednn_cpu(path, environ) == expected
 
 
-@pytest.mark.parametrize("recipe", ["chollet", "compact"])
-def test_a_bfloat16_run_trains_saves_and_samples_from_a_float32_average(tmp_path, recipe):
+@pytest.mark.parametrize("name", ["chollet", "compact"])
+def test_a_bfloat16_run_trains_saves_and_samples_from_a_float32_average(tmp_path, name):
     # The engine of one CPU under train.mixed_precision: on, or auto where the CPU computes
     # bfloat16 in AVX-512, built as resolve_engine builds it, with the recipe's late batch.
-    params = tiny_params(recipe, late=True, train__iterations=3)
-    model = parse_section("model", params["model"])
-    train = parse_section("train", params["train"])
-    images = np.random.default_rng(0).integers(0, 256, (32, 32, 32, 3), dtype=np.uint8)
+    model, train = recipe(name, late=True, train__iterations=3)
+    images = random_images(32)
     result = training.fit(images, model, train, tmp_path / "checkpoints", "d",
                           engine=Engine(tf.distribute.get_strategy(), False, "mixed_bfloat16"))
     gan = result.gan
@@ -159,26 +157,23 @@ def test_a_bfloat16_run_trains_saves_and_samples_from_a_float32_average(tmp_path
 # compiled float32 step of a CPU without AVX-512 runs in tests/test_regularisers.py, and the
 # bfloat16 step of a CPU with AVX512_BF16 in the test above.
 CODE = """
-from tiny import tiny_params
+from tiny import random_images, recipe
 from dcgan import train_outputs, training
 from dcgan.engine import Engine
-from dcgan.params import parse_section
 from dcgan.sampling import draw_samples, load_generator
-images = np.random.default_rng(0).integers(0, 256, (32, 32, 32, 3), dtype=np.uint8)
+images = random_images(32)
 results = {{}}
-for recipe in ("chollet", "compact"):
-    for name, jit, devices in (("one GPU", True, 1), ("several GPUs", False, 2)):
-        params = tiny_params(recipe, late=True, train__iterations=3, train__deterministic=False)
-        model = parse_section("model", params["model"])
-        train = parse_section("train", params["train"])
+for name in ("chollet", "compact"):
+    for machine, jit, devices in (("one GPU", True, 1), ("several GPUs", False, 2)):
+        model, train = recipe(name, late=True, train__iterations=3, train__deterministic=False)
         strategy = mirrored if devices == 2 else tf.distribute.get_strategy()
-        folder = {folder!r} + f"/{{recipe}}-{{name}}"
+        folder = {folder!r} + f"/{{name}}-{{machine}}"
         result = training.fit(images, model, train, folder + "/checkpoints", "d",
                               engine=Engine(strategy, jit, "mixed_float16"))
         train_outputs.save_outputs(result, folder + "/models")
         generator = load_generator(folder + "/models/generator.keras")
         samples, _ = draw_samples(generator, 5, 0, 5, train.pixel_range)
-        results[f"{{recipe}}, {{name}}"] = {{
+        results[f"{{name}}, {{machine}}"] = {{
             "losses": [[r["d_loss"], r["g_loss"]] for r in result.log_rows],
             "policy": result.gan.generator.layers[-1].dtype_policy.name,
             "compute": result.gan.generator.layers[1].dtype_policy.compute_dtype,

@@ -9,13 +9,12 @@ from dcgan.dataset import make_dataset
 from dcgan.engine import resolve_engine
 from dcgan.gan import ADA_INTERVAL, GAN, make_optimizer
 from dcgan.optimizers import Keras2RMSprop
-from dcgan.params import AUGMENT_POLICIES, parse_section
-from tiny import tiny_params
+from dcgan.params import AUGMENT_POLICIES
+from tiny import recipe
 
 
 def build(name="chollet", **overrides):
-    params = tiny_params(name, **overrides)
-    model, train = parse_section("model", params["model"]), parse_section("train", params["train"])
+    model, train = recipe(name, **overrides)
     return GAN(model, train, resolve_engine(train)), model, train
 
 

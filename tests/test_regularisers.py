@@ -16,7 +16,7 @@ from dcgan.engine import resolve_engine
 from dcgan.gan import GAN
 from dcgan.models import build_generator
 from dcgan.params import parse_section
-from tiny import random_images, tiny_params
+from tiny import random_images, recipe, tiny_params
 
 
 def build(architecture="compact", model_overrides=None, **train_overrides):
@@ -24,10 +24,9 @@ def build(architecture="compact", model_overrides=None, **train_overrides):
     # same function the step sees. Its own regularisers (LeCam, lazy R1) are off unless a test
     # turns them on, so that each test sees one regulariser alone.
     train_overrides = {"lecam_weight": 0.0, "r1_gamma": 0.0, "r1_every": 1, **train_overrides}
-    params = tiny_params("compact", model__architecture=architecture,
-                         **{f"model__{k}": v for k, v in (model_overrides or {}).items()},
-                         **{f"train__{k}": v for k, v in train_overrides.items()})
-    model, train = parse_section("model", params["model"]), parse_section("train", params["train"])
+    model, train = recipe("compact", model__architecture=architecture,
+                          **{f"model__{k}": v for k, v in (model_overrides or {}).items()},
+                          **{f"train__{k}": v for k, v in train_overrides.items()})
     return GAN(model, train, resolve_engine(train)), model, train
 
 

@@ -10,15 +10,7 @@ import tensorflow as tf
 from dcgan import training
 from dcgan.errors import TrainingError
 from dcgan.gan import GAN
-from tiny import random_images, recipe
-
-
-def weights(model):
-    return [v.numpy() for v in model.trainable_variables]
-
-
-def same(first, second):
-    return all(np.array_equal(a, b) for a, b in zip(first, second))
+from tiny import random_images, recipe, same, weights
 
 
 @pytest.mark.parametrize("name, overrides", [

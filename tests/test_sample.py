@@ -7,19 +7,17 @@ import pytest
 from dcgan import train_outputs, training
 from dcgan.cli import run
 from dcgan.errors import DataError
-from dcgan.params import parse_section
 from dcgan.sampling import draw_samples, load_generator, sample_latents
 from stages import sample as sample_stage
-from tiny import tiny_params, write_params
+from tiny import random_images, recipe, tiny_params, write_params
 
 
 @pytest.fixture(scope="module")
 def models_dir(tmp_path_factory):
     """A tiny trained generator saved the way the train stage saves it."""
     root = tmp_path_factory.mktemp("trained")
-    params = tiny_params("compact", train__iterations=2)
-    model, train = parse_section("model", params["model"]), parse_section("train", params["train"])
-    images = np.random.default_rng(0).integers(0, 256, (32, 32, 32, 3), dtype=np.uint8)
+    model, train = recipe("compact", train__iterations=2)
+    images = random_images(32)
     result = training.fit(images, model, train, root / "checkpoints",
                             "d")
     train_outputs.save_outputs(result, root / "models")

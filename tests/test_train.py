@@ -31,7 +31,7 @@ from dcgan.models import (
     generator_input_size,
 )
 from stages import train as train_stage
-from tiny import random_images, recipe, tiny_params, write_params
+from tiny import random_images, recipe, same, tiny_params, weights, write_params
 
 REPO = Path(__file__).resolve().parents[1]
 
@@ -41,14 +41,6 @@ def network(architecture, **overrides):
     if architecture == "resnet":
         return recipe("compact", model__architecture="resnet", **overrides)
     return recipe(architecture, **overrides)
-
-
-def weights(model):
-    return [v.numpy() for v in model.trainable_variables]
-
-
-def same(first, second):
-    return all(np.array_equal(a, b) for a, b in zip(first, second))
 
 
 def train_save_and_reload(model, train, tmp_path):

@@ -1,5 +1,5 @@
 """Tiny params and data for fast runs: a recipe from recipes/ shrunk to a 4-filter network and
-6 steps, and random images to train it on."""
+6 steps, random images to train it on, and the weights it trains, to compare."""
 
 from __future__ import annotations
 
@@ -68,3 +68,13 @@ def recipe(name: str = "chollet", **overrides):
 def random_images(count: int = 64, seed: int = 0) -> np.ndarray:
     """`count` 32x32 RGB images of uniform random bytes."""
     return np.random.default_rng(seed).integers(0, 256, (count, 32, 32, 3), dtype=np.uint8)
+
+
+def weights(model) -> list[np.ndarray]:
+    """A model's trainable weights, as arrays."""
+    return [v.numpy() for v in model.trainable_variables]
+
+
+def same(first, second) -> bool:
+    """Whether two lists of arrays are equal, array by array."""
+    return all(np.array_equal(a, b) for a, b in zip(first, second))
