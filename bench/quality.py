@@ -20,6 +20,10 @@ from pathlib import Path
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
+from dcgan.cpu import sort_without_avx512  # noqa: E402
+
+sort_without_avx512()  # scores as the evaluate stage does, before NumPy is imported
+
 import numpy as np  # noqa: E402
 
 from dcgan import grids, training  # noqa: E402

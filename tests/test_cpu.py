@@ -1,3 +1,4 @@
+import ast
 import platform
 import subprocess
 import sys
@@ -89,3 +90,30 @@ def test_the_evaluate_stage_imports_numpy_only_after_its_entry_point_starts():
     found = subprocess.run([sys.executable, "-c", code], cwd=ROOT, check=True,
                            capture_output=True, text=True)
     assert found.stdout.strip() == "[]"
+
+
+def _first_import_before_the_switch(path: Path) -> str | None:
+    """The first module `path` imports at its top level, before any call of
+    sort_without_avx512(), that is neither the standard library nor dcgan.cpu: one that may
+    import NumPy before its switch is set. None where the call comes first."""
+    for statement in ast.parse(path.read_text()).body:
+        if (isinstance(statement, ast.Expr) and isinstance(statement.value, ast.Call)
+                and getattr(statement.value.func, "id", None) == "sort_without_avx512"):
+            return None
+        names = ([alias.name for alias in statement.names] if isinstance(statement, ast.Import)
+                 else [statement.module] if isinstance(statement, ast.ImportFrom) else [])
+        for name in names:
+            if name != "dcgan.cpu" and name.split(".")[0] not in (
+                    *sys.stdlib_module_names, "__future__"):
+                return name
+    return None
+
+
+def test_every_bench_script_that_scores_sets_numpys_switch_before_importing_it():
+    # The SWD scores sort; a bench script that scores must sort as fast as the stage does.
+    scorers = [path for path in sorted((ROOT / "bench").glob("*.py"))
+               if "dcgan.evaluation" in path.read_text() or "dcgan import metrics"
+               in path.read_text()]
+    assert len(scorers) >= 8
+    late = {path.name: _first_import_before_the_switch(path) for path in scorers}
+    assert {name: module for name, module in late.items() if module} == {}
