@@ -9,7 +9,7 @@ from pathlib import Path
 import numpy as np
 import yaml
 
-from dcgan.params import parse_section
+from dcgan.params import parse_section, read_params_file
 
 RECIPES = Path(__file__).resolve().parents[1] / "recipes"
 
@@ -37,7 +37,7 @@ def tiny_params(recipe: str = "chollet", late: bool = False, **overrides) -> dic
     are about something else. Overrides may set a late batch of their own either way.
     """
     params = copy.deepcopy(TINY)
-    values = yaml.safe_load((RECIPES / f"{recipe}.yaml").read_text())
+    values = read_params_file(RECIPES / f"{recipe}.yaml")  # YAML 1.2, as the product reads it
     for section in ("model", "train"):
         params[section] = {**values[section], **SHRINK[section], **params[section]}
     if params["train"]["ema_bn_batches"] > 0:
