@@ -92,11 +92,11 @@ def test_the_evaluate_stage_imports_numpy_only_after_its_entry_point_starts():
     assert found.stdout.strip() == "[]"
 
 
-def _first_import_before_the_switch(path: Path) -> str | None:
-    """The first module `path` imports at its top level, before any call of
+def _first_import_before_the_switch(source: str) -> str | None:
+    """The first module `source` imports at its top level, before any call of
     sort_without_avx512(), that is neither the standard library nor dcgan.cpu: one that may
     import NumPy before its switch is set. None where the call comes first."""
-    for statement in ast.parse(path.read_text()).body:
+    for statement in ast.parse(source).body:
         if (isinstance(statement, ast.Expr) and isinstance(statement.value, ast.Call)
                 and getattr(statement.value.func, "id", None) == "sort_without_avx512"):
             return None
@@ -111,9 +111,9 @@ def _first_import_before_the_switch(path: Path) -> str | None:
 
 def test_every_bench_script_that_scores_sets_numpys_switch_before_importing_it():
     # The SWD scores sort; a bench script that scores must sort as fast as the stage does.
-    scorers = [path for path in sorted((ROOT / "bench").glob("*.py"))
-               if "dcgan.evaluation" in path.read_text() or "dcgan import metrics"
-               in path.read_text()]
+    sources = {path.name: path.read_text() for path in sorted((ROOT / "bench").glob("*.py"))}
+    scorers = {name: source for name, source in sources.items()
+               if "dcgan.evaluation" in source or "dcgan import metrics" in source}
     assert len(scorers) >= 8
-    late = {path.name: _first_import_before_the_switch(path) for path in scorers}
+    late = {name: _first_import_before_the_switch(source) for name, source in scorers.items()}
     assert {name: module for name, module in late.items() if module} == {}
