@@ -256,7 +256,7 @@ def _compact_generator(latent_dim: int, width: int, top_multiplier: int, upsampl
     rgb = _skip_rgb(None, x) if skip else None
     offset = latent_dim
     for multiplier, side in zip((4, 2, top_multiplier), _NOISE_SIDES):
-        x = layers.UpSampling2D(2, interpolation=upsample)(x)
+        x = layers.UpSampling2D(2, interpolation=_interpolation(upsample, side))(x)
         x = layers.Conv2D(multiplier * width, 3, padding="same", use_bias=False)(x)
         x = _batch_norm(x, _modulation(z, self_modulation, side))
         if noise_inputs:
@@ -278,6 +278,14 @@ def _compact_generator(latent_dim: int, width: int, top_multiplier: int, upsampl
     image = layers.Activation(output, dtype="float32")(
         layers.Add(dtype="float32")([coarse, top]))
     return keras.Model(latent, image, name="generator")
+
+
+def _interpolation(upsample: str, side: int) -> str:
+    # model.upsample for the upsampling to `side`: bilinear_top upsamples bilinearly to 32x32
+    # alone, where nearest-neighbour upsampling leaves its 2x2 blocks in the finest detail.
+    if upsample == "bilinear_top":
+        return "bilinear" if side == 32 else "nearest"
+    return upsample
 
 
 def _modulation(z, coarsest: int, side: int):
@@ -359,13 +367,13 @@ def _compact_discriminator(width: int, dropout: float, spectral_norm: bool,
 # The residual networks of Miyato et al. 2018 (SNGAN) for CIFAR-10, at `width` channels
 # throughout (SNGAN uses 256 in the generator and 128 in the discriminator).
 
-def _residual_up(x, width: int, upsample: str, modulation, upsampled_modulation):
+def _residual_up(x, width: int, interpolation: str, modulation, upsampled_modulation):
     # SNGAN's up block; its batch normalisations self-modulated by the latent given for each
     # side (see _batch_norm), the block's input side and the side it upsamples to.
-    shortcut = layers.Conv2D(width, 1)(layers.UpSampling2D(2, interpolation=upsample)(x))
+    shortcut = layers.Conv2D(width, 1)(layers.UpSampling2D(2, interpolation=interpolation)(x))
     x = layers.ReLU()(_batch_norm(x, modulation))
     x = layers.Conv2D(width, 3, padding="same")(
-        layers.UpSampling2D(2, interpolation=upsample)(x))
+        layers.UpSampling2D(2, interpolation=interpolation)(x))
     x = layers.ReLU()(_batch_norm(x, upsampled_modulation))
     x = layers.Conv2D(width, 3, padding="same")(x)
     return layers.Add()([x, shortcut])
@@ -379,7 +387,8 @@ def _resnet_generator(latent_dim: int, width: int, upsample: str,
     latent = keras.Input(shape=(latent_dim,), name="latent")
     x = layers.Reshape((4, 4, width))(layers.Dense(4 * 4 * width)(latent))
     for side in (4, 8, 16):
-        x = _residual_up(x, width, upsample, _modulation(latent, self_modulation, side),
+        x = _residual_up(x, width, _interpolation(upsample, 2 * side),
+                         _modulation(latent, self_modulation, side),
                          _modulation(latent, self_modulation, 2 * side))
     x = layers.ReLU()(_batch_norm(x, _modulation(latent, self_modulation, 32)))
     image = layers.Conv2D(CHANNELS, 3, padding="same", activation="tanh", dtype="float32")(x)

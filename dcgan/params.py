@@ -64,7 +64,8 @@ class ModelParams:
                             doc="3x3 convolutions added to the discriminator's 32x32 stage")
     minibatch_std_group: int = spec(low=0, recipe=True,
                                     doc="0 turns the discriminator's minibatch spread off")
-    upsample: str = spec(choices=("nearest", "bilinear"), recipe=True)
+    upsample: str = spec(choices=("nearest", "bilinear", "bilinear_top"), recipe=True,
+                         doc="bilinear_top: bilinear to 32x32 alone, nearest before")
     g_output: str = spec(choices=("tanh", "hard_tanh", "linear"), recipe=True,
                          doc="the generator's last activation; hard_tanh: clipped to the "
                              "range; linear: none, clipped only when images are saved")

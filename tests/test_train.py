@@ -523,6 +523,10 @@ def test_upsample_sets_how_the_generator_upsamples(architecture):
     generator = build_generator(model)
     assert upsamplings(generator) == {"bilinear"}
     assert generator.output.shape[1:] == (32, 32, 3)
+    model, _ = network(architecture, model__upsample="bilinear_top")
+    sides = {(layer.output.shape[1], layer.interpolation) for layer in
+             build_generator(model).layers if isinstance(layer, keras.layers.UpSampling2D)}
+    assert sides == {(8, "nearest"), (16, "nearest"), (32, "bilinear")}
 
 
 @pytest.mark.parametrize("skip", [False, True], ids=["plain", "skip"])
