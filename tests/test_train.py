@@ -514,19 +514,20 @@ def test_d_local_head_adds_the_mean_of_its_16x16_scores_to_the_logit():
 @pytest.mark.parametrize("architecture", ["compact", "resnet"])
 def test_upsample_sets_how_the_generator_upsamples(architecture):
     def upsamplings(generator):
-        return {layer.interpolation for layer in generator.layers
+        # The side each upsampling doubles to, with its interpolation.
+        return {(layer.output.shape[1], layer.interpolation) for layer in generator.layers
                 if isinstance(layer, keras.layers.UpSampling2D)}
 
     model, _ = network(architecture)
-    assert upsamplings(build_generator(model)) == {"nearest"}
+    assert upsamplings(build_generator(model)) == {(8, "nearest"), (16, "nearest"),
+                                                   (32, "nearest")}
     model, _ = network(architecture, model__upsample="bilinear")
     generator = build_generator(model)
-    assert upsamplings(generator) == {"bilinear"}
+    assert upsamplings(generator) == {(8, "bilinear"), (16, "bilinear"), (32, "bilinear")}
     assert generator.output.shape[1:] == (32, 32, 3)
     model, _ = network(architecture, model__upsample="bilinear_top")
-    sides = {(layer.output.shape[1], layer.interpolation) for layer in
-             build_generator(model).layers if isinstance(layer, keras.layers.UpSampling2D)}
-    assert sides == {(8, "nearest"), (16, "nearest"), (32, "bilinear")}
+    assert upsamplings(build_generator(model)) == {(8, "nearest"), (16, "nearest"),
+                                                   (32, "bilinear")}
 
 
 @pytest.mark.parametrize("skip", [False, True], ids=["plain", "skip"])
