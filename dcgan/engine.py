@@ -50,17 +50,15 @@ class OneDNN:
     bfloat16: instructions that compute bfloat16 (AVX512_BF16, or AMX's). With them oneDNN's
     step under Keras's mixed_bfloat16 policy is shorter than in float32: by 28 to 29 % for the
     default recipe and 44 to 45 % for the book's on a Zen 4 and a Zen 5 EPYC (AVX512_BF16;
-    docs/recipe-search.md, rounds 46 and 47). Without them bfloat16 is emulated: with oneDNN
-    held to AVX-512 without them (ONEDNN_MAX_CPU_ISA=AVX512_CORE_VNNI) the default's step on
-    the Zen 4 took 2.2 times as long as in float32 (round 47).
-
-    amx: AMX's bfloat16 tiles. On the one such CPU timed, a Xeon, the default's step was 2 %
-    shorter in bfloat16 than in float32 (round 33): too little to train another run for.
+    docs/recipe-search.md, rounds 46 and 47), and by 41 % and 76 % on a Xeon whose oneDNN
+    convolutions run on AMX (round 55; an earlier Xeon with AMX in its flags saved 2 %, round
+    33). Without them bfloat16 is emulated: with oneDNN held to AVX-512 without them
+    (ONEDNN_MAX_CPU_ISA=AVX512_CORE_VNNI) the default's step on the Zen 4 took 2.2 times as
+    long as in float32 (round 47).
     """
 
     avx512: bool = False
     bfloat16: bool = False
-    amx: bool = False
 
 
 def onednn_cpu(cpuinfo: str | os.PathLike = "/proc/cpuinfo",
@@ -73,8 +71,7 @@ def onednn_cpu(cpuinfo: str | os.PathLike = "/proc/cpuinfo",
         return OneDNN()
     flags = read_cpuinfo(cpuinfo).flags
     return OneDNN(avx512="avx512f" in flags,
-                  bfloat16=bool(flags & {"avx512_bf16", "amx_bf16"}),
-                  amx="amx_bf16" in flags)
+                  bfloat16=bool(flags & {"avx512_bf16", "amx_bf16"}))
 
 
 def _cpu_bfloat16_timed(devices: str, jit: bool) -> bool:
@@ -92,14 +89,14 @@ def choose(train_params: TrainParams, gpus: int, cpus: int,
 
     auto means: XLA on one device, unless that device is a CPU where oneDNN has AVX-512 (`cpu`,
     see OneDNN) and the run is not train.deterministic; float16 on GPUs, bfloat16 on one CPU
-    that computes it in AVX-512 (AVX512_BF16 without AMX) where XLA is off, float32 on other
-    CPUs; every GPU (or, when a caller split the host on purpose, every logical CPU) under
-    MirroredStrategy. Mixed precision on means float16 on GPUs and bfloat16 on CPUs. A
-    deterministic run compiles its step because TensorFlow's own CPU kernels, oneDNN's and
-    Eigen's alike, gave batch-64 steps that did not repeat on a Zen 5 EPYC even under op
-    determinism, where XLA's step repeated (docs/recipe-search.md, round 39). XLA stays off
-    with several devices: a compiled step cannot reach variables that live on another device
-    ("Trying to access resource ... located in device CPU:1 from device CPU:0").
+    that computes it (AVX512_BF16 or AMX) where XLA is off, float32 on other CPUs; every GPU
+    (or, when a caller split the host on purpose, every logical CPU) under MirroredStrategy.
+    Mixed precision on means float16 on GPUs and bfloat16 on CPUs. A deterministic run
+    compiles its step because TensorFlow's own CPU kernels, oneDNN's and Eigen's alike, gave
+    batch-64 steps that did not repeat on a Zen 5 EPYC even under op determinism, where XLA's
+    step repeated (docs/recipe-search.md, round 39). XLA stays off with several devices: a
+    compiled step cannot reach variables that live on another device ("Trying to access
+    resource ... located in device CPU:1 from device CPU:0").
 
     Raises:
         ParamsError: XLA asked for with several devices.
@@ -124,7 +121,7 @@ def choose(train_params: TrainParams, gpus: int, cpus: int,
     elif train_params.mixed_precision == "auto":
         if gpus:
             precision = "mixed_float16"
-        elif _cpu_bfloat16_timed(devices, jit) and cpu.bfloat16 and not cpu.amx:
+        elif _cpu_bfloat16_timed(devices, jit) and cpu.bfloat16:
             precision = "mixed_bfloat16"
     return jit, precision, devices
 
@@ -147,14 +144,10 @@ def resolve_engine(train_params: TrainParams) -> Engine:
         else:
             logger.info("train.jit_compile auto: XLA off, since this CPU has AVX-512, where "
                         "TensorFlow's oneDNN kernels make the step faster than XLA's")
-    if train_params.mixed_precision == "auto" and not gpus and cpu.bfloat16:
-        if precision == "mixed_bfloat16":
-            logger.info("train.mixed_precision auto: bfloat16, since this CPU computes it in "
-                        "AVX-512 (AVX512_BF16), where the step is about 28 % shorter than in "
-                        "float32; 'off' trains in float32")
-        elif cpu.amx and _cpu_bfloat16_timed(devices, jit):
-            logger.info("train.mixed_precision auto: float32, since on the Xeon with AMX timed "
-                        "bfloat16 made the step only 2 % shorter; 'on' trains in bfloat16")
+    if train_params.mixed_precision == "auto" and precision == "mixed_bfloat16":
+        logger.info("train.mixed_precision auto: bfloat16, since this CPU computes it "
+                    "(AVX512_BF16 or AMX), which made the default's step 2 to 41 % shorter "
+                    "than float32's on the four CPUs timed; 'off' trains in float32")
     if train_params.mixed_precision == "on" and not gpus and not cpu.bfloat16:
         logger.warning("train.mixed_precision on: this CPU does not compute bfloat16 in "
                        "oneDNN (no AVX512_BF16 or AMX in its flags, or oneDNN off) but "

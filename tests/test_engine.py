@@ -26,14 +26,12 @@ AUTO = dict(jit_compile="auto", mixed_precision="auto", distribute="auto")
 
 AVX512 = OneDNN(avx512=True)
 BF16 = OneDNN(avx512=True, bfloat16=True)
-AMX = OneDNN(avx512=True, bfloat16=True, amx=True)
 
 
 @pytest.mark.parametrize("gpus, cpus, cpu, expected", [
     (0, 1, OneDNN(), (True, "float32", "one")),           # a CPU: XLA on one device
     (0, 1, AVX512, (False, "float32", "one")),            # AVX-512: oneDNN's step, no XLA
     (0, 1, BF16, (False, "mixed_bfloat16", "one")),       # AVX512_BF16: bfloat16
-    (0, 1, AMX, (False, "float32", "one")),               # AMX, where it saved 2 %: float32
     (0, 2, OneDNN(), (False, "float32", "cpus")),         # a CPU split on purpose: no XLA
     (0, 2, BF16, (False, "float32", "cpus")),             # bfloat16 on one device only
     (1, 1, OneDNN(), (True, "mixed_float16", "one")),     # one GPU: XLA and float16
@@ -73,7 +71,6 @@ def test_explicit_switches_win(switch, gpus, cpu, expected):
 
 @pytest.mark.parametrize("cpu, switch, logged", [
     (BF16, "auto", "train.mixed_precision auto: bfloat16, since this CPU computes it"),
-    (AMX, "auto", "train.mixed_precision auto: float32, since on the Xeon with AMX"),
     (AVX512, "on", "train.mixed_precision on: this CPU does not compute bfloat16"),
     (BF16, "on", None),
     (BF16, "off", None),
@@ -109,7 +106,7 @@ ZEN5 = XEON.replace("avx512bw", "avx512bw avx512_bf16 avx512_vnni")
     (EPYC.replace("fma", "avx512_vnni"), {}, OneDNN()),  # another AVX-512 flag, not the base one
     (XEON.replace("flags", "bugs"), {}, OneDNN()),        # the word outside the flags line
     (ZEN5, {}, BF16),
-    (XEON.replace("avx512bw", "avx512bw amx_bf16 amx_tile"), {}, AMX),
+    (XEON.replace("avx512bw", "avx512bw amx_bf16 amx_tile"), {}, BF16),  # AMX's bfloat16
     (XEON.replace("avx512bw", "avx512bw amx_tile"), {}, AVX512),  # AMX without its bfloat16
     (ZEN5, {"TF_ENABLE_ONEDNN_OPTS": "0"}, OneDNN()),     # oneDNN off: none of its kernels
     (ZEN5, {"TF_ENABLE_ONEDNN_OPTS": "1"}, BF16),
@@ -122,10 +119,20 @@ def test_onednn_cpu_reads_the_cpu_flags(tmp_path, cpuinfo, environ, expected):
     assert onednn_cpu(path, environ) == expected
 
 
+@pytest.mark.parametrize("flags", ["avx512_bf16", "amx_bf16 amx_tile", "avx512_bf16 amx_bf16"])
+def test_auto_trains_in_bfloat16_on_a_cpu_whose_flags_name_it(tmp_path, flags):
+    # AVX512_BF16 (the Zen 4 and 5 EPYCs), AMX's tiles, or both (a Sapphire Rapids Xeon).
+    path = tmp_path / "cpuinfo"
+    path.write_text(XEON.replace("avx512bw", f"avx512bw {flags}"))
+    cpu = onednn_cpu(path, {})
+    assert choose(switches(**AUTO, deterministic=False), 0, 1, cpu=cpu) == (
+        False, "mixed_bfloat16", "one")
+
+
 @pytest.mark.parametrize("name", ["chollet", "compact"])
 def test_a_bfloat16_run_trains_saves_and_samples_from_a_float32_average(tmp_path, name):
     # The engine of one CPU under train.mixed_precision: on, or auto where the CPU computes
-    # bfloat16 in AVX-512, built as resolve_engine builds it, with the recipe's late batch.
+    # bfloat16, built as resolve_engine builds it, with the recipe's late batch.
     model, train = recipe(name, late=True, train__iterations=3)
     images = random_images(32)
     result = training.fit(images, model, train, tmp_path / "checkpoints", "d",
