@@ -121,7 +121,7 @@ def test_onednn_cpu_reads_the_cpu_flags(tmp_path, cpuinfo, environ, expected):
 
 @pytest.mark.parametrize("flags", ["avx512_bf16", "amx_bf16 amx_tile", "avx512_bf16 amx_bf16"])
 def test_auto_trains_in_bfloat16_on_a_cpu_whose_flags_name_it(tmp_path, flags):
-    # AVX512_BF16 (the Zen 4 and 5 EPYCs), AMX's tiles, or both (a Sapphire Rapids Xeon).
+    # AVX512_BF16 (the Zen 4 and 5 EPYCs), AMX's tiles, or both (round 55's Xeon).
     path = tmp_path / "cpuinfo"
     path.write_text(XEON.replace("avx512bw", f"avx512bw {flags}"))
     cpu = onednn_cpu(path, {})
