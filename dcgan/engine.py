@@ -76,7 +76,8 @@ def onednn_cpu(cpuinfo: str | os.PathLike = "/proc/cpuinfo",
 
 def _cpu_bfloat16_timed(devices: str, jit: bool) -> bool:
     """Whether bfloat16 was timed against float32 for a CPU's step run this way: on one device
-    with XLA off (docs/recipe-search.md, rounds 33, 46 and 47). `auto` weighs it only there."""
+    with XLA off (docs/recipe-search.md, rounds 33, 46, 47 and 55). `auto` weighs it only
+    there."""
     return devices == "one" and not jit
 
 

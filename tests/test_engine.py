@@ -162,7 +162,7 @@ def test_a_bfloat16_run_trains_saves_and_samples_from_a_float32_average(tmp_path
 # XLA, float32) is the one every other training test here runs, and that of a CPU split in two
 # (float32 on two devices) the one tests/test_distribute.py trains, so both are left out; the
 # compiled float32 step of a CPU without AVX-512 runs in tests/test_regularisers.py, and the
-# bfloat16 step of a CPU with AVX512_BF16 in the test above.
+# bfloat16 step of a CPU that computes it in the test above.
 CODE = """
 from tiny import random_images, recipe
 from dcgan import train_outputs, training
