@@ -5,6 +5,8 @@ from __future__ import annotations
 
 import os
 import re
+import sys
+import warnings
 from dataclasses import dataclass
 from importlib import metadata
 from pathlib import Path
@@ -74,9 +76,16 @@ def sort_without_avx512(environ: dict | None = None, cpu: CpuInfo | None = None,
     switch turns NumPy's other AVX-512 kernels off too, and the evaluate stage still took half
     the time.
 
-    Returns the value set, or None where nothing was set.
+    Returns the value set, or None where nothing was set. Called on the process's own
+    environment after NumPy is imported, it sets nothing and warns: the switch would not act.
     """
-    environ = os.environ if environ is None else environ
+    if environ is None:
+        if "numpy" in sys.modules:
+            warnings.warn("sort_without_avx512() runs after NumPy is imported, where NumPy "
+                          "no longer reads its switch; call it first", RuntimeWarning,
+                          stacklevel=2)
+            return None
+        environ = os.environ
     if "NPY_DISABLE_CPU_FEATURES" in environ:
         return None
     if not slow_avx512_sort(read_cpuinfo() if cpu is None else cpu):

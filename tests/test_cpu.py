@@ -1,4 +1,5 @@
 import ast
+import os
 import platform
 import subprocess
 import sys
@@ -69,6 +70,14 @@ def test_sort_without_avx512_leaves_a_users_switch_alone():
     environ = {"NPY_DISABLE_CPU_FEATURES": ""}
     assert sort_without_avx512(environ, ZEN4, "2.4.6") is None
     assert environ == {"NPY_DISABLE_CPU_FEATURES": ""}
+
+
+def test_sort_without_avx512_warns_and_sets_nothing_once_numpy_is_imported(monkeypatch):
+    # NumPy is imported in this process, so the switch would not act: it is not set.
+    monkeypatch.delenv("NPY_DISABLE_CPU_FEATURES", raising=False)
+    with pytest.warns(RuntimeWarning, match="after NumPy is imported"):
+        assert sort_without_avx512(cpu=ZEN4, numpy_version="2.4.6") is None
+    assert "NPY_DISABLE_CPU_FEATURES" not in os.environ
 
 
 @x86_only
