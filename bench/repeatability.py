@@ -24,24 +24,26 @@ import sys
 import tempfile
 from pathlib import Path
 
-from ruamel.yaml import YAML
-
 ROOT = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(ROOT))
+
+from ruamel.yaml import YAML  # noqa: E402
+
+from dcgan.errors import ParamsError  # noqa: E402
+from dcgan.params import apply_setting, read_params_file  # noqa: E402
+
 COMPARED = ("d_loss", "g_loss", "d_real_accuracy", "d_fake_accuracy")
 
 
 def changed_params(path: Path, steps: int, changes: list[str]) -> dict:
     """The params at `path` with `steps` iterations, a log row every 10 steps and `changes`."""
-    yaml = YAML(typ="safe", pure=True)
-    params = yaml.load(path.read_text())
+    params = read_params_file(path)
     params["train"].update(iterations=steps, log_every=10)
     for change in changes:
-        key, equals, value = change.partition("=")
-        section, _, name = key.strip().partition(".")
-        if not equals or section not in params or name not in params[section]:
-            sys.exit(f"error: -S {change!r}: expected SECTION.KEY=VALUE with a key of "
-                     f"{path}, such as train.batch_size=64")
-        params[section][name] = yaml.load(value)
+        try:
+            apply_setting(params, change)
+        except ParamsError as error:
+            sys.exit(f"error: -S {error} ({path})")
     return params
 
 

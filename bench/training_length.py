@@ -53,7 +53,6 @@ from dcgan.cpu import sort_without_avx512  # noqa: E402
 sort_without_avx512()  # scores as the evaluate stage does, before NumPy is imported
 
 import numpy as np  # noqa: E402
-from ruamel.yaml import YAML  # noqa: E402
 
 from dcgan.artifacts import load_images, save_npz  # noqa: E402
 from dcgan.dataset import StepIterators, make_datasets  # noqa: E402
@@ -63,7 +62,7 @@ from dcgan.evaluation import evaluate  # noqa: E402
 from dcgan.gan import GAN, average_decay, refresh_batch_norm_statistics, refresh_rng  # noqa: E402
 from dcgan.grids import image_grid, save_png  # noqa: E402
 from dcgan.models import build_generator, generator_input_size  # noqa: E402
-from dcgan.params import TrainParams, load_sections, parse_section  # noqa: E402
+from dcgan.params import TrainParams, apply_setting, load_sections, parse_section  # noqa: E402
 from dcgan.progress import LogLines, progress_bar  # noqa: E402
 from dcgan.sampling import draw_samples  # noqa: E402
 
@@ -101,19 +100,14 @@ def warmed_up_decay(cap: float):
 
 def parse_variant(text: str, train: TrainParams) -> TrainParams:
     """The run's train params with --variant's comma-separated train.KEY=VALUE changes."""
-    values = {key: list(value) if isinstance(value, tuple) else value
-              for key, value in dataclasses.asdict(train).items()}
-    for change in text.split(","):
-        key, equals, value = change.partition("=")
-        section, _, name = key.strip().partition(".")
-        if not equals or section != "train" or name not in values:
-            sys.exit(f"error: --variant {text!r}: expected train.KEY=VALUE changes, such as "
-                     "train.augment_fade=0.25")
-        values[name] = YAML(typ="safe", pure=True).load(value)  # as `dvc exp run -S` reads it
+    params = {"train": {key: list(value) if isinstance(value, tuple) else value
+                        for key, value in dataclasses.asdict(train).items()}}
     try:
-        return parse_section("train", values)
+        for change in text.split(","):
+            apply_setting(params, change)
+        return parse_section("train", params["train"])
     except ParamsError as error:
-        sys.exit(f"error: --variant {text!r}: {error}")
+        sys.exit(f"error: --variant: {error}")
 
 
 def carried_state(gan: GAN) -> dict[str, list]:

@@ -431,6 +431,28 @@ def read_params_file(path: str | os.PathLike) -> dict:
     return data
 
 
+def apply_setting(params: dict, setting: str) -> None:
+    """Sets one `SECTION.KEY=VALUE` in `params`, a params file's sections, as `dvc exp run -S`
+    would: the value read as YAML 1.2, so that `train.jit_compile=off` stays a string.
+
+    Raises:
+        ParamsError: `setting` is not SECTION.KEY=VALUE with a key `params` has, or its value
+            is not valid YAML.
+    """
+    from ruamel.yaml import YAML, YAMLError
+
+    key, equals, value = setting.partition("=")
+    section, _, name = key.strip().partition(".")
+    if not equals or not isinstance(params.get(section), dict) or name not in params[section]:
+        known = ", ".join(params) or "none"
+        raise ParamsError(f"{setting!r}: expected SECTION.KEY=VALUE with a key of the params "
+                          f"(sections: {known}), such as train.batch_size=64")
+    try:
+        params[section][name] = YAML(typ="safe", pure=True).load(value)
+    except YAMLError as error:
+        raise ParamsError(f"{setting!r}: not a valid YAML value ({one_line(error)})") from None
+
+
 def load_sections(path: str | os.PathLike, *sections: str) -> tuple:
     """Reads the named sections of the params file at `path`, each into its dataclass.
 

@@ -4,7 +4,13 @@ import pytest
 import yaml
 
 from dcgan.errors import ParamsError
-from dcgan.params import load_sections, parse_section, read_params_file, recipe_keys
+from dcgan.params import (
+    apply_setting,
+    load_sections,
+    parse_section,
+    read_params_file,
+    recipe_keys,
+)
 from dcgan.recipes import exp_run_command, read_recipe, recipe_path
 from tiny import TINY, tiny_params, write_params
 
@@ -249,3 +255,23 @@ def test_the_late_share_sets_each_steps_batch_and_the_images_seen():
     plain = parse_section("train", dict(tiny_params()["train"], iterations=8, batch_size=8))
     assert plain.late_start == 8 and plain.batch_sizes == {"batch_size": 8}
     assert plain.last_batch_size == 8 and plain.images_seen(8) == 64
+
+
+def test_apply_setting_reads_values_as_dvc_exp_run_set_writes_them():
+    params = {"train": {"batch_size": 32, "jit_compile": "auto", "augment": ["color"]},
+              "model": {"width": 32}}
+    apply_setting(params, "train.batch_size=64")
+    apply_setting(params, "train.jit_compile=off")      # YAML 1.2: a string, not False
+    apply_setting(params, "train.augment=[color, cutout]")
+    assert params == {"train": {"batch_size": 64, "jit_compile": "off",
+                                "augment": ["color", "cutout"]},
+                      "model": {"width": 32}}
+
+
+@pytest.mark.parametrize("setting", ["train.batch_size", "train.batchsize=64",
+                                     "sample.seed=1", "batch_size=64", "train.augment=[color"])
+def test_apply_setting_refuses_a_key_the_params_lack_or_a_bad_value(setting):
+    params = {"train": {"batch_size": 32, "augment": ["color"]}}
+    with pytest.raises(ParamsError, match="SECTION.KEY=VALUE|not a valid YAML value"):
+        apply_setting(params, setting)
+    assert params == {"train": {"batch_size": 32, "augment": ["color"]}}
