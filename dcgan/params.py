@@ -83,16 +83,13 @@ class ModelParams:
                                  "score is judged by the loss on its own")
 
     def validate(self) -> None:
-        if self.architecture == "chollet" and self.spectral_norm:
-            raise ParamsError("model.spectral_norm: the chollet architecture has no spectral "
-                              "normalisation; set it to false or use model.architecture compact")
+        self._only_on(("compact", "resnet"), "spectral_norm", False, "discriminator",
+                      "no spectral normalisation")
         self._compact_only("g_top_multiplier", 1, "generator", "no stage of its own at 32x32")
         self._compact_only("g_top_convs", 0, "generator", "no convolutions to add at 32x32")
         self._compact_only("d_top_convs", 0, "discriminator", "no convolutions to add at 32x32")
-        if self.architecture == "chollet" and self.upsample != "nearest":
-            raise ParamsError("model.upsample: the chollet generator upsamples with a "
-                              "transposed convolution; set it to nearest or use "
-                              "model.architecture compact")
+        self._only_on(("compact", "resnet"), "upsample", "nearest", "generator",
+                      "transposed convolutions, not upsampling")
         self._compact_only("g_output", "tanh", "generator", "a tanh output only")
         self._compact_only("noise_inputs", False, "generator", "no noise inputs")
         self._compact_only("g_skip", False, "generator", "no skip connections to RGB")
@@ -104,9 +101,8 @@ class ModelParams:
             raise ParamsError(f"model.d_local_loss: {self.d_local_loss} judges the local "
                               "head's scores, and model.d_local_head is false; set it to "
                               "true or model.d_local_loss to mean")
-        if self.architecture == "chollet" and self.minibatch_std_group:
-            raise ParamsError("model.minibatch_std_group: the chollet discriminator has no "
-                              "minibatch spread; set it to 0 or use model.architecture compact")
+        self._only_on(("compact", "resnet"), "minibatch_std_group", 0, "discriminator",
+                      "no minibatch spread")
 
     def _compact_only(self, key: str, off, network: str, lacks: str) -> None:
         """Rejects `key` set to other than `off` on a network other than compact's."""

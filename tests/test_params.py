@@ -142,7 +142,9 @@ def test_bad_value_is_rejected_with_the_key_named(section, key, value, words):
 
 
 @pytest.mark.parametrize("overrides, words", [
-    ({"model__spectral_norm": True}, "model.spectral_norm: the chollet architecture has no"),
+    ({"model__spectral_norm": True},
+     "model.spectral_norm: the chollet discriminator has no spectral normalisation; set it to "
+     "false or use model.architecture compact or resnet"),
     ({"model__g_top_multiplier": 2}, "model.g_top_multiplier: the chollet generator has no"),
     ({"model__g_top_convs": 1}, "model.g_top_convs: the chollet generator has no"),
     ({"model__architecture": "resnet", "model__g_top_convs": 1},
@@ -151,9 +153,11 @@ def test_bad_value_is_rejected_with_the_key_named(section, key, value, words):
     ({"model__architecture": "resnet", "model__d_top_convs": 1},
      "model.d_top_convs: the resnet discriminator has no"),
     ({"model__minibatch_std_group": 4},
-     "model.minibatch_std_group: the chollet discriminator has no minibatch spread"),
+     "model.minibatch_std_group: the chollet discriminator has no minibatch spread; set it "
+     "to 0 or use model.architecture compact or resnet"),
     ({"model__upsample": "bilinear"},
-     "model.upsample: the chollet generator upsamples with a transposed convolution"),
+     "model.upsample: the chollet generator has transposed convolutions, not upsampling; set "
+     "it to nearest or use model.architecture compact or resnet"),
     ({"model__noise_inputs": True},
      "model.noise_inputs: the chollet generator has no noise inputs"),
     ({"model__g_output": "linear"},
