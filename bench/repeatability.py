@@ -37,7 +37,10 @@ COMPARED = ("d_loss", "g_loss", "d_real_accuracy", "d_fake_accuracy")
 
 def changed_params(path: Path, steps: int, changes: list[str]) -> dict:
     """The params at `path` with `steps` iterations, a log row every 10 steps and `changes`."""
-    params = read_params_file(path)
+    try:
+        params = read_params_file(path)
+    except ParamsError as error:
+        sys.exit(f"error: --params {error}")
     params["train"].update(iterations=steps, log_every=10)
     for change in changes:
         try:
