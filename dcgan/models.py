@@ -151,6 +151,47 @@ class NoiseInput(layers.Layer):
         return input_shape[0]
 
 
+@keras.saving.register_keras_serializable(package="dcgan")
+class PixelShuffle(layers.Layer):
+    """Moves each position's channels, four groups of them, into a 2x2 block (Shi et al. 2016).
+
+    The sub-pixel convolution's rearrangement, as tf.nn.depth_to_space with block 2: the
+    channels at a position are the four pixels of its block, row by row, each a whole group
+    of a quarter of the channels. A convolution before it gives each of the four pixels its
+    own kernel, where nearest-neighbour upsampling and a convolution after it share one.
+    """
+
+    def call(self, inputs):
+        _, height, width, channels = inputs.shape
+        blocks = ops.reshape(inputs, (-1, height, width, 2, 2, channels // 4))
+        rows = ops.transpose(blocks, (0, 1, 3, 2, 4, 5))
+        return ops.reshape(rows, (-1, 2 * height, 2 * width, channels // 4))
+
+    def compute_output_shape(self, input_shape):
+        batch, height, width, channels = input_shape
+        return (batch, 2 * height, 2 * width, channels // 4)
+
+
+@keras.saving.register_keras_serializable(package="dcgan")
+class SubpixelInitializer(keras.initializers.Initializer):
+    """Glorot-uniform kernels for a quarter of the channels, repeated for each of the four.
+
+    ICNR (Aitken et al. 2017): before a PixelShuffle, the four pixels of every block start
+    with the same kernel, so the sub-pixel convolution starts as nearest-neighbour upsampling
+    of a convolution, free of the checkerboard that four unrelated kernels would paint.
+    """
+
+    def __init__(self, seed=None):
+        self.base = keras.initializers.GlorotUniform(seed)
+
+    def __call__(self, shape, dtype=None):
+        *kernel, channels = shape
+        return ops.tile(self.base((*kernel, channels // 4), dtype), (1,) * len(kernel) + (4,))
+
+    def get_config(self):
+        return {"seed": self.base.seed}
+
+
 # The sides of the compact generator's upsampled stages, each of which gets a noise map.
 _NOISE_SIDES = (8, 16, 32)
 
@@ -231,22 +272,22 @@ def _compact_generator(latent_dim: int, width: int, top_multiplier: int, upsampl
     # The DCGAN generator of Radford et al. 2016 at 32x32: 4x4 -> 8x8 -> 16x16 -> 32x32, each
     # upsampling halving the channels, batch normalisation and ReLU between. Upsampling
     # (nearest-neighbour or bilinear) followed by a 3x3 convolution replaces the transposed
-    # convolution, whose uneven overlap paints checkerboard patterns (Odena et al. 2016); on
-    # frogs it did. `top_multiplier` widens the 32x32 stage alone, where the fine detail is
-    # drawn, and `top_convs` adds 3x3 convolutions there, each with its batch normalisation
-    # and ReLU. With `noise_inputs`, the input vector carries a noise map for each upsampled
-    # stage after the latent, added after its batch normalisation. With `skip`, StyleGAN2's
-    # skip generator (Karras et al. 2020): every stage from 4x4 up paints an RGB image of its
-    # own side (a 1x1 convolution; the last stage's 3x3 one), and the images, each upsampled
-    # bilinearly to the next side, add up before the tanh, so that the coarse stages paint
-    # the coarse image and the finer ones the detail on it. A tanh reaches the ends of the
-    # pixel range, where real images clip to black and white, only as its input grows without
-    # bound: `output` hard_tanh clips to the range instead, as a camera does, and linear drops
-    # the activation, as StyleGAN's generators do, its images clipped to the range only when
-    # they are saved (pixels.to_uint8). With `self_modulation` a side, the scale and shift of
-    # each batch normalisation at that side and every finer one are functions of the latent
-    # (see _batch_norm): 32, those of the 32x32 stage alone, whose features the last
-    # convolution paints the fine detail from; 4, every one; 0, none.
+    # convolution, whose uneven overlap paints checkerboard patterns (Odena et al. 2016); on frogs
+    # it did. `upsample` subpixel makes them a sub-pixel convolution instead (see
+    # _upsampling_convolution). `top_multiplier` widens the 32x32 stage alone, where the fine detail
+    # is drawn, and `top_convs` adds 3x3 convolutions there, each with its batch normalisation and
+    # ReLU. With `noise_inputs`, the input vector carries a noise map for each upsampled stage after
+    # the latent, added after its batch normalisation. With `skip`, StyleGAN2's skip generator
+    # (Karras et al. 2020): every stage from 4x4 up paints an RGB image of its own side (a 1x1
+    # convolution; the last stage's 3x3 one), and the images, each upsampled bilinearly to the next
+    # side, add up before the tanh, so that the coarse stages paint the coarse image and the finer
+    # ones the detail on it. A tanh reaches the ends of the pixel range, where real images clip to
+    # black and white, only as its input grows without bound: `output` hard_tanh clips to the range
+    # instead, as a camera does, and linear drops the activation, as StyleGAN's generators do, its
+    # images clipped to the range only when they are saved (pixels.to_uint8). With `self_modulation`
+    # a side, the scale and shift of each batch normalisation at that side and every finer one are
+    # functions of the latent (see _batch_norm): 32, those of the 32x32 stage alone, whose features
+    # the last convolution paints the fine detail from; 4, every one; 0, none.
     latent = keras.Input(shape=(latent_dim + _noise_size(noise_inputs),), name="latent")
     z = latent[:, :latent_dim] if noise_inputs else latent
     x = layers.Dense(4 * 4 * 8 * width, use_bias=False)(z)
@@ -256,8 +297,7 @@ def _compact_generator(latent_dim: int, width: int, top_multiplier: int, upsampl
     rgb = _skip_rgb(None, x) if skip else None
     offset = latent_dim
     for multiplier, side in zip((4, 2, top_multiplier), _NOISE_SIDES):
-        x = layers.UpSampling2D(2, interpolation=_interpolation(upsample, side))(x)
-        x = layers.Conv2D(multiplier * width, 3, padding="same", use_bias=False)(x)
+        x = _upsampling_convolution(x, multiplier * width, upsample, side)
         x = _batch_norm(x, _modulation(z, self_modulation, side))
         if noise_inputs:
             noise = layers.Reshape((side, side, 1))(latent[:, offset:offset + side * side])
@@ -280,12 +320,26 @@ def _compact_generator(latent_dim: int, width: int, top_multiplier: int, upsampl
     return keras.Model(latent, image, name="generator")
 
 
+def _upsampling_convolution(x, channels: int, upsample: str, side: int):
+    # The compact generator's upsampling to `side` and the 3x3 convolution that follows it.
+    # subpixel and subpixel_top (32x32 alone) make them one sub-pixel convolution: a 3x3
+    # convolution at the side before, to four times the channels, then a PixelShuffle. It
+    # costs what they cost, and each pixel of a 2x2 block has its own kernel, so the detail
+    # at the finest period is drawn by the convolution, not left to the 2x2 blocks.
+    if upsample == "subpixel" or (upsample == "subpixel_top" and side == 32):
+        x = layers.Conv2D(4 * channels, 3, padding="same", use_bias=False,
+                          kernel_initializer=SubpixelInitializer())(x)
+        return PixelShuffle()(x)
+    x = layers.UpSampling2D(2, interpolation=_interpolation(upsample, side))(x)
+    return layers.Conv2D(channels, 3, padding="same", use_bias=False)(x)
+
+
 def _interpolation(upsample: str, side: int) -> str:
     # model.upsample for the upsampling to `side`: bilinear_top upsamples bilinearly to 32x32
     # alone, where nearest-neighbour upsampling leaves its 2x2 blocks in the finest detail.
     if upsample == "bilinear_top":
         return "bilinear" if side == 32 else "nearest"
-    return upsample
+    return "nearest" if upsample == "subpixel_top" else upsample
 
 
 def _modulation(z, coarsest: int, side: int):

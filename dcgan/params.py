@@ -64,8 +64,11 @@ class ModelParams:
                             doc="3x3 convolutions added to the discriminator's 32x32 stage")
     minibatch_std_group: int = spec(low=0, recipe=True,
                                     doc="0 turns the discriminator's minibatch spread off")
-    upsample: str = spec(choices=("nearest", "bilinear", "bilinear_top"), recipe=True,
-                         doc="bilinear_top: bilinear to 32x32 alone, nearest before")
+    upsample: str = spec(choices=("nearest", "bilinear", "bilinear_top", "subpixel",
+                                  "subpixel_top"), recipe=True,
+                         doc="bilinear_top: bilinear to 32x32 alone, nearest before; "
+                             "subpixel: sub-pixel convolutions, compact only; subpixel_top: "
+                             "one to 32x32 alone")
     g_output: str = spec(choices=("tanh", "hard_tanh", "linear"), recipe=True,
                          doc="the generator's last activation; hard_tanh: clipped to the "
                              "range; linear: none, clipped only when images are saved")
@@ -90,6 +93,11 @@ class ModelParams:
         self._compact_only("d_top_convs", 0, "discriminator", "no convolutions to add at 32x32")
         self._only_on(("compact", "resnet"), "upsample", "nearest", "generator",
                       "transposed convolutions, not upsampling")
+        if self.architecture == "resnet" and self.upsample.startswith("subpixel"):
+            raise ParamsError(f"model.upsample: the resnet generator's blocks interpolate, "
+                              f"and {self.upsample} is the compact generator's; set it to "
+                              "nearest, bilinear or bilinear_top or use model.architecture "
+                              "compact")
         self._compact_only("g_output", "tanh", "generator", "a tanh output only")
         self._compact_only("noise_inputs", False, "generator", "no noise inputs")
         self._compact_only("g_skip", False, "generator", "no skip connections to RGB")

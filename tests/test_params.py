@@ -158,6 +158,10 @@ def test_bad_value_is_rejected_with_the_key_named(section, key, value, words):
     ({"model__upsample": "bilinear"},
      "model.upsample: the chollet generator has transposed convolutions, not upsampling; set "
      "it to nearest or use model.architecture compact or resnet"),
+    ({"model__architecture": "resnet", "model__upsample": "subpixel_top"},
+     "model.upsample: the resnet generator's blocks interpolate, and subpixel_top is the "
+     "compact generator's; set it to nearest, bilinear or bilinear_top or use "
+     "model.architecture compact"),
     ({"model__noise_inputs": True},
      "model.noise_inputs: the chollet generator has no noise inputs"),
     ({"model__g_output": "linear"},

@@ -26,6 +26,7 @@ from dcgan.models import (
     Blur,
     MinibatchStddev,
     NoiseInput,
+    PixelShuffle,
     build_discriminator,
     build_generator,
     generator_input_size,
@@ -528,6 +529,49 @@ def test_upsample_sets_how_the_generator_upsamples(architecture):
     model, _ = network(architecture, model__upsample="bilinear_top")
     assert upsamplings(build_generator(model)) == {(8, "nearest"), (16, "nearest"),
                                                    (32, "bilinear")}
+
+
+def test_pixel_shuffle_moves_four_channel_groups_into_each_2x2_block():
+    features = np.random.default_rng(0).standard_normal((2, 3, 5, 8)).astype(np.float32)
+    np.testing.assert_array_equal(np.asarray(PixelShuffle()(features)),
+                                  tf.nn.depth_to_space(features, 2).numpy())
+
+
+@pytest.mark.parametrize("upsample, sides", [("subpixel", [8, 16, 32]), ("subpixel_top", [32])])
+def test_subpixel_upsampling_starts_as_nearest_and_learns_each_pixel_of_a_block(upsample,
+                                                                                 sides):
+    model, _ = recipe("compact", model__upsample=upsample)
+    generator = build_generator(model)
+    shuffles = [layer for layer in generator.layers if isinstance(layer, PixelShuffle)]
+    assert [layer.output.shape[1] for layer in shuffles] == sides
+    assert {layer.output.shape[1] for layer in generator.layers
+            if isinstance(layer, keras.layers.UpSampling2D)} == {8, 16, 32} - set(sides)
+    assert generator.output.shape[1:] == (32, 32, 3)
+    top = keras.Model(generator.input, shuffles[-1].output)
+    latents = np.random.default_rng(0).standard_normal(
+        (2, generator.input_shape[1])).astype(np.float32)
+    # Every pixel of a 2x2 block starts with the same kernel, as nearest-neighbour upsampling
+    # of one convolution; the kernels are then free, and a change to one moves its pixel alone.
+    blocks = np.asarray(top(latents, training=False))
+    np.testing.assert_array_equal(blocks[:, 1::2, 1::2], blocks[:, ::2, ::2])
+    np.testing.assert_array_equal(blocks[:, ::2, 1::2], blocks[:, ::2, ::2])
+    assert np.abs(blocks[:, ::2, ::2]).max() > 0
+    [convolution] = [layer for layer in generator.layers
+                     if layer.output is shuffles[-1].input]
+    assert isinstance(convolution, keras.layers.Conv2D)
+    [kernel] = convolution.get_weights()
+    channels = kernel.shape[-1] // 4
+    kernel[..., 3 * channels:] *= 2.0  # the lower right pixel of each block
+    convolution.set_weights([kernel])
+    changed = np.asarray(top(latents, training=False))
+    np.testing.assert_array_equal(changed[:, ::2], blocks[:, ::2])
+    np.testing.assert_array_equal(changed[:, 1::2, ::2], blocks[:, 1::2, ::2])
+    np.testing.assert_allclose(changed[:, 1::2, 1::2], 2.0 * blocks[:, 1::2, 1::2], rtol=1e-5)
+
+
+def test_subpixel_generator_trains_and_the_sample_stage_reloads_it(tmp_path):
+    model, train = recipe("compact", model__upsample="subpixel", train__iterations=3)
+    train_save_and_reload(model, train, tmp_path)
 
 
 @pytest.mark.parametrize("skip", [False, True], ids=["plain", "skip"])
